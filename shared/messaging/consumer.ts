@@ -1,0 +1,321 @@
+// The consumer loop: prefetch, manual acks, validation, dedup, and the one place where a
+// message's fate (ack, retry later, dead-letter, wait) is carried out. Handlers return or
+// throw; they never ack. A message is acked only after what it produced is confirmed by
+// the broker and its done marker is stored; nothing is acked on a channel that closed.
+import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DedupStore } from '../dedup';
+import { DependencyUnavailableError, DuplicateInProgressError, errorMessage, PermanentError, PoisonMessageError } from '../errors';
+import type { Envelope } from '../events';
+import { silentLogger, type Logger } from '../observability/logger';
+import type { AmqpConnection } from './connection';
+import { decide, type Decision } from './decide';
+import { HEADERS, numberHeader, ownHeaders, stringHeader } from './headers';
+import type { Publisher } from './publisher';
+import { declareTopology, DEFAULT_RETRY, dlqName, type QueueSpec, type RetryPolicy, waitQueueName } from './topology';
+import type { MessageValidator } from './validator';
+
+export interface HandlerContext {
+  /** 1 for the first attempt; grows with each retry. */
+  attempt: number;
+  /** True when the broker delivered this message before (e.g. its consumer died before acking). */
+  redelivered: boolean;
+  logger: Logger;
+}
+
+/** What a handler produced: messages to publish before the input is acked (and re-emitted for duplicates). */
+export interface HandlerResult {
+  publish?: Envelope[];
+}
+
+export type Handler = (envelope: Envelope, ctx: HandlerContext) => Promise<HandlerResult | void>;
+
+export interface ConsumerOptions {
+  /** The queue, its bindings and its retry policy; declared by the consumer. */
+  queue: QueueSpec;
+  /** Name in dedup keys (`dedup:<consumer>:<messageId>`) and logs. Default: the queue name */
+  consumerName?: string;
+  /** Handlers by message type; a type without a handler is dead-lettered. */
+  handlers: Readonly<Record<string, Handler>>;
+  /** Unacked messages in flight at once. Default 32 */
+  prefetch?: number;
+  /** null turns dedup off (the handler must then be idempotent on its own). */
+  dedup: DedupStore | null;
+  /** How long stop() waits for in-flight handlers, in ms. Default 30000 */
+  drainTimeoutMs?: number;
+  logger?: Logger;
+}
+
+interface Subscription {
+  channel: Channel;
+  model: ChannelModel;
+  open: boolean;
+  consumerTag?: string;
+}
+
+const DEPENDENCY_BACKOFF_MS = [100, 250, 500, 1_000, 2_000];
+
+export class Consumer {
+  private sub?: Subscription;
+  private stopping = false;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly retry: RetryPolicy;
+  private readonly name: string;
+  private readonly logger: Logger;
+  private removeSetup?: () => void;
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    private readonly publisher: Publisher,
+    private readonly validator: MessageValidator,
+    private readonly options: ConsumerOptions,
+  ) {
+    this.retry = options.queue.retry ?? DEFAULT_RETRY;
+    this.name = options.consumerName ?? options.queue.name;
+    this.logger = (options.logger ?? silentLogger).child({ queue: options.queue.name });
+  }
+
+  get queueName(): string {
+    return this.options.queue.name;
+  }
+
+  /** Declares the queue and starts consuming; consuming resumes by itself after reconnects. */
+  async start(): Promise<void> {
+    await this.publisher.start();
+    this.removeSetup = await this.connection.addSetup((model) => this.subscribe(model));
+  }
+
+  private async subscribe(model: ChannelModel): Promise<void> {
+    if (this.stopping) return;
+    if (this.sub?.open && this.sub.model === model) return;
+    const channel = await model.createChannel();
+    const sub: Subscription = { channel, model, open: true };
+    channel.on('error', (err: Error) => this.logger.warn({ err: errorMessage(err) }, 'consumer channel error'));
+    channel.on('close', () => {
+      sub.open = false;
+      this.resubscribeIfAlive(model);
+    });
+    await declareTopology(channel, { exchanges: [], queues: [this.options.queue] });
+    await channel.prefetch(this.options.prefetch ?? 32);
+    this.sub = sub;
+    const reply = await channel.consume(this.options.queue.name, (msg) => {
+      if (msg === null) {
+        // The broker cancelled us (queue deleted or moved); start over on a fresh channel.
+        this.logger.warn('consumer cancelled by the broker; resubscribing');
+        channel.close().catch(() => undefined);
+        return;
+      }
+      this.track(this.handle(msg, sub));
+    });
+    sub.consumerTag = reply.consumerTag;
+    this.logger.info({ prefetch: this.options.prefetch ?? 32 }, 'consuming');
+  }
+
+  /** A channel can close on its own (a channel error, a broker cancel) while the connection lives. */
+  private resubscribeIfAlive(model: ChannelModel): void {
+    if (this.stopping || this.connection.channelModel !== model) return;
+    setTimeout(() => {
+      if (this.stopping || this.connection.channelModel !== model) return;
+      this.subscribe(model).catch((err: unknown) => {
+        this.logger.warn({ err: errorMessage(err) }, 'resubscribe failed; retrying');
+        this.resubscribeIfAlive(model);
+      });
+    }, 500).unref();
+  }
+
+  private track(work: Promise<void>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private async handle(msg: ConsumeMessage, sub: Subscription): Promise<void> {
+    try {
+      const attempt = numberHeader(msg.properties.headers, HEADERS.attempts) + 1;
+      let decision: Decision;
+      for (let waits = 0; ; waits++) {
+        decision = await this.process(msg, attempt);
+        if (decision.action !== 'wait-for-dependency') break;
+        if (this.stopping || !sub.open) return; // not acked: the broker gives it to someone else
+        const delay = DEPENDENCY_BACKOFF_MS[Math.min(waits, DEPENDENCY_BACKOFF_MS.length - 1)] as number;
+        if (waits === 0) this.logger.warn({ dependency: decision.dependency }, 'dependency unavailable; holding messages until it is back');
+        await sleep(delay);
+      }
+      await this.settle(msg, sub, decision, attempt);
+    } catch (err) {
+      // settle() failed in a way it could not handle; leave the message unacked so it is redelivered.
+      this.logger.error({ err: errorMessage(err) }, 'could not settle message; it will be redelivered');
+    }
+  }
+
+  /** Runs validation, dedup and the handler; returns the decision, never throws. */
+  private async process(msg: ConsumeMessage, attempt: number): Promise<Decision> {
+    let envelope: Envelope;
+    try {
+      envelope = this.validator.parse(msg.content);
+    } catch (err) {
+      return decide(err, attempt, this.retry);
+    }
+    const handler = Object.prototype.hasOwnProperty.call(this.options.handlers, envelope.eventType)
+      ? this.options.handlers[envelope.eventType]
+      : undefined;
+    if (!handler) {
+      return decide(new PoisonMessageError('unknown_type', `${this.name} has no handler for "${envelope.eventType}"`), attempt, this.retry);
+    }
+    const log = this.logger.child({ eventId: envelope.eventId, eventType: envelope.eventType, correlationId: envelope.correlationId, attempt });
+    const dedup = this.options.dedup;
+    let token: string | undefined;
+    try {
+      if (dedup) {
+        const claim = await dedup.claim(this.name, envelope.eventId);
+        if (claim.status === 'in_progress') throw new DuplicateInProgressError(`${envelope.eventId} is being handled elsewhere`);
+        if (claim.status === 'done') {
+          await this.emit(parseOutcome(claim.outcome));
+          log.info({ outcome: 'duplicate' }, 'duplicate: re-emitted the stored outcome');
+          return { action: 'ack' };
+        }
+        token = claim.token;
+      }
+      const started = Date.now();
+      const result = await this.withLease(envelope.eventId, token, () =>
+        handler(envelope, { attempt, redelivered: msg.fields.redelivered, logger: log }),
+      );
+      const outgoing = result?.publish ?? [];
+      await this.emit(outgoing);
+      if (dedup && token) await this.untilAvailable(() => dedup.complete(this.name, envelope.eventId, token as string, JSON.stringify(outgoing)));
+      log.info({ outcome: 'handled', ms: Date.now() - started, emitted: outgoing.map((e) => e.eventType) }, 'handled');
+      return { action: 'ack' };
+    } catch (err) {
+      if (dedup && token) {
+        await dedup.release(this.name, envelope.eventId, token).catch(() => {
+          // The lease expires on its own; a redelivery can claim it then.
+        });
+      }
+      const decision = decide(err, attempt, this.retry);
+      log.warn({ outcome: decision.action, err: errorMessage(err), errorType: err instanceof Error ? err.name : typeof err }, 'handler failed');
+      return decision;
+    }
+  }
+
+  /** Keeps the dedup claim alive while a slow handler runs. */
+  private async withLease<T>(messageId: string, token: string | undefined, work: () => Promise<T>): Promise<T> {
+    const dedup = this.options.dedup;
+    if (!dedup || !token) return work();
+    const leaseMs = dedup.leaseMs;
+    const timer = setInterval(() => {
+      dedup.extend(this.name, messageId, token).catch(() => undefined);
+    }, Math.max(100, Math.floor(leaseMs / 3)));
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  /** Once the handler's effects are done, its done marker must be stored: wait out a Redis outage. */
+  private async untilAvailable(work: () => Promise<void>): Promise<void> {
+    for (let waits = 0; ; waits++) {
+      try {
+        await work();
+        return;
+      } catch (err) {
+        if (!(err instanceof DependencyUnavailableError) || this.stopping) throw err;
+        await sleep(DEPENDENCY_BACKOFF_MS[Math.min(waits, DEPENDENCY_BACKOFF_MS.length - 1)] as number);
+      }
+    }
+  }
+
+  private async emit(messages: Envelope[]): Promise<void> {
+    await Promise.all(messages.map((m) => this.publisher.publishEnvelope(m)));
+  }
+
+  private async settle(msg: ConsumeMessage, sub: Subscription, decision: Decision, attempt: number): Promise<void> {
+    if (decision.action === 'wait-for-dependency') return;
+    if (decision.action === 'ack') {
+      this.ack(msg, sub);
+      return;
+    }
+    const headers = ownHeaders(msg.properties.headers);
+    headers[HEADERS.originalExchange] = stringHeader(msg.properties.headers, HEADERS.originalExchange) ?? msg.fields.exchange;
+    headers[HEADERS.originalRoutingKey] = stringHeader(msg.properties.headers, HEADERS.originalRoutingKey) ?? msg.fields.routingKey;
+    headers[HEADERS.errorType] = decision.errorType;
+    headers[HEADERS.errorMessage] = decision.errorMessage.slice(0, 1000);
+    const target =
+      decision.action === 'retry' ? waitQueueName(this.options.queue.name, decision.delayMs) : dlqName(this.options.queue.name);
+    if (decision.action === 'retry') {
+      headers[HEADERS.attempts] = decision.countsAsAttempt ? attempt : attempt - 1;
+    } else {
+      headers[HEADERS.attempts] = attempt;
+      headers[HEADERS.consumer] = this.name;
+      headers[HEADERS.deadLetteredAt] = new Date().toISOString();
+    }
+    try {
+      await this.publisher.publish({ exchange: '', routingKey: target, content: msg.content, options: copyProperties(msg, headers) });
+    } catch (err) {
+      // Never ack what was not safely moved. A failed dead-letter falls back to the broker's
+      // own dead lettering (at-least-once, to the same DLQ); a failed retry is requeued.
+      this.logger.warn({ err: errorMessage(err), target }, 'could not move message; leaving it to the broker');
+      if (sub.open) {
+        try {
+          sub.channel.nack(msg, false, decision.action === 'retry');
+        } catch {
+          // The channel closed meanwhile: the broker requeues the message.
+        }
+      }
+      return;
+    }
+    this.ack(msg, sub);
+    if (decision.action === 'dead-letter') {
+      this.logger.warn({ messageId: msg.properties.messageId, dlq: target, errorType: decision.errorType, attempts: attempt }, 'dead-lettered');
+    }
+  }
+
+  private ack(msg: ConsumeMessage, sub: Subscription): void {
+    // An ack on a closed channel is meaningless (the broker has already requeued the message).
+    if (!sub.open) return;
+    try {
+      sub.channel.ack(msg);
+    } catch {
+      // The channel closed meanwhile: the broker requeues the message.
+    }
+  }
+
+  /** Stops consuming, lets in-flight handlers finish (up to drainTimeoutMs), then closes the channel. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.removeSetup?.();
+    const sub = this.sub;
+    if (sub?.open && sub.consumerTag) await sub.channel.cancel(sub.consumerTag).catch(() => undefined);
+    const drained = Promise.allSettled([...this.inFlight]);
+    const timeout = sleep(this.options.drainTimeoutMs ?? 30_000, 'timeout' as const);
+    if ((await Promise.race([drained.then(() => 'drained' as const), timeout])) === 'timeout') {
+      this.logger.warn({ inFlight: this.inFlight.size }, 'stop: in-flight handlers did not finish in time; they will be redelivered');
+    }
+    if (sub?.open) await sub.channel.close().catch(() => undefined);
+  }
+
+  /** Handlers currently running. */
+  get busy(): number {
+    return this.inFlight.size;
+  }
+}
+
+function copyProperties(msg: ConsumeMessage, headers: Record<string, unknown>): Options.Publish {
+  const p = msg.properties;
+  const options: Options.Publish = { headers, persistent: true };
+  if (p.messageId) options.messageId = String(p.messageId);
+  if (p.type) options.type = String(p.type);
+  if (p.correlationId) options.correlationId = String(p.correlationId);
+  if (p.contentType) options.contentType = String(p.contentType);
+  if (p.timestamp) options.timestamp = Number(p.timestamp);
+  return options;
+}
+
+function parseOutcome(outcome: string): Envelope[] {
+  if (outcome === '') return [];
+  try {
+    return JSON.parse(outcome) as Envelope[];
+  } catch {
+    throw new PermanentError('stored dedup outcome is not valid JSON');
+  }
+}

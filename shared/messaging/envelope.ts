@@ -1,0 +1,43 @@
+// Builds envelopes for outgoing messages: fresh ULID, timestamp and the latest schema version.
+import { ulid } from 'ulid';
+import { catalog, type DataOf, type Envelope, type MessageType, type ReplyTo } from '../events';
+
+export interface EnvelopeContext {
+  aggregateId: string;
+  /** Position of this event in its aggregate's history; 0 for commands. */
+  aggregateVersion?: number;
+  /** Carried unchanged from the message that started the flow. Defaults to the new eventId. */
+  correlationId?: string;
+  /** The eventId of the message that caused this one. Defaults to the new eventId. */
+  causationId?: string;
+  replyTo?: ReplyTo;
+  /** A fixed id, when a retried step must publish under the same id. */
+  eventId?: string;
+}
+
+export function newEnvelope<T extends MessageType>(type: T, data: DataOf<T>, ctx: EnvelopeContext): Envelope<DataOf<T>> {
+  const eventId = ctx.eventId ?? ulid();
+  return {
+    eventId,
+    eventType: type,
+    schemaVersion: catalog[type].latest,
+    occurredAt: new Date().toISOString(),
+    aggregateId: ctx.aggregateId,
+    aggregateVersion: ctx.aggregateVersion ?? 0,
+    correlationId: ctx.correlationId ?? eventId,
+    causationId: ctx.causationId ?? eventId,
+    ...(ctx.replyTo ? { replyTo: ctx.replyTo } : {}),
+    data,
+  };
+}
+
+/** The context of a message caused by `cause`: same correlation and reply address, causation = its id. */
+export function causedBy(cause: Envelope, aggregateId: string, aggregateVersion = 0): EnvelopeContext {
+  return {
+    aggregateId,
+    aggregateVersion,
+    correlationId: cause.correlationId,
+    causationId: cause.eventId,
+    ...(cause.replyTo ? { replyTo: cause.replyTo } : {}),
+  };
+}

@@ -1,0 +1,195 @@
+// Publishes with publisher confirms through one confirm channel per connection.
+// At most `window` messages are unconfirmed at once; further callers wait for a slot
+// (backpressure, no unbounded buffer). publish() resolves on the broker's ack and
+// rejects on a nack, a closed channel or the deadline.
+import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import { ChannelClosedError, errorMessage, PermanentError, PublishNackedError, PublishTimeoutError } from '../errors';
+import type { Envelope } from '../events';
+import { silentLogger, type Logger } from '../observability/logger';
+import type { AmqpConnection } from './connection';
+import type { MessageValidator } from './validator';
+
+export interface PublisherOptions {
+  /** Most messages unconfirmed at once. Default 256 */
+  window?: number;
+  /** How long publish() waits in all (for a slot, a connection and the confirm), in ms. Default 10000 */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface PublishOptions {
+  headers?: Record<string, unknown>;
+  /** Skip the schema check (the publish script's --raw). Default false */
+  raw?: boolean;
+}
+
+export interface RawPublish {
+  exchange: string;
+  routingKey: string;
+  content: Buffer;
+  options: Options.Publish;
+}
+
+export class Publisher {
+  private channel?: ConfirmChannel;
+  private inFlight = 0;
+  private readonly waiters: Array<() => void> = [];
+  private readonly window: number;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger;
+  private started = false;
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    private readonly validator: MessageValidator,
+    options: PublisherOptions = {},
+  ) {
+    this.window = options.window ?? 256;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.connection.on('unblocked', () => this.wakeAll());
+    await this.connection.addSetup((model) => this.openChannel(model));
+  }
+
+  private async openChannel(model: ChannelModel): Promise<void> {
+    const channel = await model.createConfirmChannel();
+    channel.on('error', (err: Error) => this.logger.warn({ err: errorMessage(err) }, 'publisher channel error'));
+    channel.on('close', () => {
+      if (this.channel === channel) this.channel = undefined;
+      // A channel-level error (e.g. publishing to a missing exchange) closes only the
+      // channel; reopen it while the connection lives.
+      const live = this.connection.channelModel;
+      if (live === model) {
+        this.openChannel(live).catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'publisher channel reopen failed'));
+      }
+    });
+    channel.on('drain', () => {
+      this.channelFull = false;
+      this.wakeAll();
+    });
+    this.channel = channel;
+    this.channelFull = false;
+    this.wakeAll();
+  }
+
+  /** Publishes an envelope to the exchange of its type (or the one given), routing key = its type. */
+  async publishEnvelope(envelope: Envelope, options: PublishOptions & { exchange?: string } = {}): Promise<void> {
+    if (!options.raw) {
+      try {
+        this.validator.check(envelope);
+      } catch (err) {
+        throw new PermanentError(`refusing to publish an invalid message: ${errorMessage(err)}`);
+      }
+    }
+    const exchange = options.exchange ?? this.validator.exchangeOf(envelope.eventType);
+    if (exchange === undefined) throw new PermanentError(`no exchange known for "${envelope.eventType}"`);
+    await this.publish({
+      exchange,
+      routingKey: envelope.eventType,
+      content: Buffer.from(JSON.stringify(envelope)),
+      options: {
+        messageId: envelope.eventId,
+        type: envelope.eventType,
+        correlationId: envelope.correlationId,
+        timestamp: Math.floor(Date.parse(envelope.occurredAt) / 1000),
+        headers: options.headers,
+      },
+    });
+  }
+
+  /** Publishes bytes as they are; persistent, JSON unless the options say otherwise. */
+  async publish(message: RawPublish): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs;
+    await this.acquire(deadline);
+    try {
+      await this.send(message, deadline);
+    } finally {
+      this.release();
+    }
+  }
+
+  private send(message: RawPublish, deadline: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const channel = this.channel;
+      if (!channel) {
+        reject(new ChannelClosedError('publisher channel closed'));
+        return;
+      }
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new PublishTimeoutError(`no confirm within ${this.timeoutMs} ms for ${message.exchange}/${message.routingKey}`));
+      }, Math.max(1, deadline - Date.now()));
+      try {
+        const ok = channel.publish(
+          message.exchange,
+          message.routingKey,
+          message.content,
+          { persistent: true, contentType: 'application/json', ...message.options },
+          (err: unknown) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            if (!err) resolve();
+            else if (errorMessage(err).includes('nack')) reject(new PublishNackedError(`broker nacked ${message.exchange}/${message.routingKey}`));
+            else reject(new ChannelClosedError(`channel closed before the confirm of ${message.exchange}/${message.routingKey}`));
+          },
+        );
+        if (!ok) this.channelFull = true;
+      } catch (err) {
+        settled = true;
+        clearTimeout(timer);
+        reject(new ChannelClosedError(`publish failed: ${errorMessage(err)}`));
+      }
+    });
+  }
+
+  /** Set when the socket's write buffer is full; cleared on 'drain'. */
+  private channelFull = false;
+
+  private canSend(): boolean {
+    return this.inFlight < this.window && this.channel !== undefined && !this.channelFull && this.connection.ready;
+  }
+
+  private acquire(deadline: number): Promise<void> {
+    if (this.canSend() && this.waiters.length === 0) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(wake);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new PublishTimeoutError(`could not publish within ${this.timeoutMs} ms: ${this.channel ? 'too many unconfirmed messages' : 'not connected'}`));
+      }, Math.max(1, deadline - Date.now()));
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.inFlight++;
+        resolve();
+      };
+      this.waiters.push(wake);
+    });
+  }
+
+  private release(): void {
+    this.inFlight--;
+    this.wakeAll();
+  }
+
+  private wakeAll(): void {
+    while (this.waiters.length > 0 && this.canSend()) {
+      const next = this.waiters.shift() as () => void;
+      next();
+    }
+  }
+
+  /** Messages published and not yet confirmed. */
+  get unconfirmed(): number {
+    return this.inFlight;
+  }
+}
