@@ -17,6 +17,10 @@ export interface Config {
   readonly httpPort: number;
   /** pino log level. Default "info" */
   readonly logLevel: LogLevel;
+  /** Temporal CLI to run the dev server with (TEMPORAL_CLI_PATH); else .venv, PATH, or the SDK's download. */
+  readonly temporalCliPath?: string;
+  /** Time-skipping test server (TEMPORAL_TEST_SERVER_PATH); else .venv, PATH, or the SDK's download. */
+  readonly temporalTestServerPath?: string;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -74,6 +78,11 @@ function hostPort(env: Env, name: string): string {
   return value;
 }
 
+function optional(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw ? raw : undefined;
+}
+
 /** Hides the password of a URL so that an error message never prints a credential. */
 export function redact(value: string): string {
   try {
@@ -103,6 +112,8 @@ export function loadConfig(env: Env): Config {
     temporalNamespace: namespace,
     httpPort: port(env, 'HTTP_PORT'),
     logLevel: logLevel as LogLevel,
+    temporalCliPath: optional(env, 'TEMPORAL_CLI_PATH'),
+    temporalTestServerPath: optional(env, 'TEMPORAL_TEST_SERVER_PATH'),
   });
 }
 
@@ -112,4 +123,9 @@ let cached: Config | undefined;
 export function getConfig(): Config {
   cached ??= loadConfig(process.env);
   return cached;
+}
+
+/** The executable search path, for tools that look for binaries. */
+export function systemPath(): string {
+  return process.env.PATH ?? '';
 }

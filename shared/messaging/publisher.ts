@@ -77,8 +77,8 @@ export class Publisher {
     this.wakeAll();
   }
 
-  /** Publishes an envelope to the exchange of its type (or the one given), routing key = its type. */
-  async publishEnvelope(envelope: Envelope, options: PublishOptions & { exchange?: string } = {}): Promise<void> {
+  /** Publishes an envelope to the exchange of its type, routing key = its type, unless options say otherwise. */
+  async publishEnvelope(envelope: Envelope, options: PublishOptions & { exchange?: string; routingKey?: string } = {}): Promise<void> {
     if (!options.raw) {
       try {
         this.validator.check(envelope);
@@ -90,7 +90,7 @@ export class Publisher {
     if (exchange === undefined) throw new PermanentError(`no exchange known for "${envelope.eventType}"`);
     await this.publish({
       exchange,
-      routingKey: envelope.eventType,
+      routingKey: options.routingKey ?? envelope.eventType,
       content: Buffer.from(JSON.stringify(envelope)),
       options: {
         messageId: envelope.eventId,

@@ -17,7 +17,8 @@ export class MessageValidator {
   private readonly data = new Map<string, ValidateFunction>();
 
   constructor(readonly catalog: Catalog = defaultCatalog) {
-    const ajv = new Ajv({ allErrors: false, strict: true });
+    // multipleOfPrecision: money is checked as multipleOf 0.01, which plain floats fail (19.99 / 0.01).
+    const ajv = new Ajv({ allErrors: false, strict: true, multipleOfPrecision: 9 });
     addFormats(ajv, ['date-time']);
     this.envelope = ajv.compile(EnvelopeSchema);
     for (const [type, def] of Object.entries(catalog)) {

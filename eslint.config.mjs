@@ -1,0 +1,44 @@
+// Lint: type-aware rules for the whole project, and the workflow sandbox rules of STYLE.md.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeOnly = ['tsyringe', 'reflect-metadata', 'pg', 'ioredis', 'amqplib', 'ajv', 'pino', 'ulid'];
+const builtins = builtinModules.flatMap((m) => [m, `node:${m}`]);
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', '.venv/', 'test-artifacts/', 'eslint.config.mjs'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-explicit-any': 'error',
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Only shared/config reads process.env.' }],
+    },
+  },
+  {
+    files: ['shared/config/**'],
+    rules: { 'no-restricted-properties': 'off' },
+  },
+  {
+    // Workflows run in Temporal's deterministic sandbox: no Node, no I/O, no DI.
+    files: ['workflows/**/*.ts', 'shared/events/**/*.ts', 'shared/errors/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [...nodeOnly, ...builtins].map((name) => ({
+            name,
+            message: 'Workflow code (and shared/events, shared/errors) must stay free of Node-only modules.',
+            allowTypeImports: true,
+          })),
+          patterns: [{ group: ['../shared/*', '!../shared/events', '!../shared/errors', '../../shared/*', '!../../shared/events', '!../../shared/errors'], message: 'Workflows may import only shared/events and shared/errors.', allowTypeImports: true }],
+        },
+      ],
+    },
+  },
+);
