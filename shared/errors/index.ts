@@ -48,6 +48,11 @@ export class PublishNackedError extends Error {
   override name = 'PublishNackedError';
 }
 
+/** The broker returned a mandatory message: no queue is bound for its routing key. */
+export class UnroutableError extends Error {
+  override name = 'UnroutableError';
+}
+
 /** No confirm arrived in time; the message may or may not have been routed. */
 export class PublishTimeoutError extends Error {
   override name = 'PublishTimeoutError';

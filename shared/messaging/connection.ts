@@ -22,6 +22,8 @@ export interface AmqpConnectionOptions {
   maxDelayMs?: number;
   /** AMQP heartbeat in seconds. Default 10 */
   heartbeatSeconds?: number;
+  /** Give up the first connect after this many retries (command-line tools). Default: never */
+  initialMaxRetries?: number;
 }
 
 export class AmqpConnection extends EventEmitter {
@@ -48,7 +50,9 @@ export class AmqpConnection extends EventEmitter {
         initialDelay: this.options.initialDelayMs ?? 100,
         maxDelay: this.options.maxDelayMs ?? 5000,
         waitForConnect: false,
+        ...(this.options.initialMaxRetries === undefined ? {} : { initialMaxRetries: this.options.initialMaxRetries }),
         setup: async (model: ChannelModel) => {
+          this.current = model;
           for (const hook of [...this.hooks]) await hook(model);
         },
       },

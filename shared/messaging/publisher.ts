@@ -3,7 +3,7 @@
 // (backpressure, no unbounded buffer). publish() resolves on the broker's ack and
 // rejects on a nack, a closed channel or the deadline.
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
-import { ChannelClosedError, errorMessage, PermanentError, PublishNackedError, PublishTimeoutError } from '../errors';
+import { ChannelClosedError, errorMessage, PermanentError, PublishNackedError, PublishTimeoutError, UnroutableError } from '../errors';
 import type { Envelope } from '../events';
 import { silentLogger, type Logger } from '../observability/logger';
 import type { AmqpConnection } from './connection';
@@ -21,6 +21,8 @@ export interface PublishOptions {
   headers?: Record<string, unknown>;
   /** Skip the schema check (the publish script's --raw). Default false */
   raw?: boolean;
+  /** Reject with UnroutableError when no queue receives the message. Default false */
+  mandatory?: boolean;
 }
 
 export interface RawPublish {
@@ -53,20 +55,28 @@ export class Publisher {
     if (this.started) return;
     this.started = true;
     this.connection.on('unblocked', () => this.wakeAll());
+    this.connection.on('connect', () => this.wakeAll());
     await this.connection.addSetup((model) => this.openChannel(model));
   }
 
   private async openChannel(model: ChannelModel): Promise<void> {
     const channel = await model.createConfirmChannel();
-    channel.on('error', (err: Error) => this.logger.warn({ err: errorMessage(err) }, 'publisher channel error'));
+    channel.on('error', (err: Error) => {
+      this.lastChannelError = errorMessage(err);
+      this.logger.warn({ err: this.lastChannelError }, 'publisher channel error');
+    });
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
       // A channel-level error (e.g. publishing to a missing exchange) closes only the
       // channel; reopen it while the connection lives.
       const live = this.connection.channelModel;
       if (live === model) {
-        this.openChannel(live).catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'publisher channel reopen failed'));
+        this.openChannel(live).catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'publisher channel reopen failed'));
       }
+    });
+    // With `mandatory`, an unroutable message comes back (basic.return) before its confirm.
+    channel.on('return', (msg: { properties: { messageId?: unknown } }) => {
+      if (msg.properties.messageId !== undefined) this.returned.add(String(msg.properties.messageId));
     });
     channel.on('drain', () => {
       this.channelFull = false;
@@ -98,6 +108,7 @@ export class Publisher {
         correlationId: envelope.correlationId,
         timestamp: Math.floor(Date.parse(envelope.occurredAt) / 1000),
         headers: options.headers,
+        mandatory: options.mandatory,
       },
     });
   }
@@ -135,9 +146,15 @@ export class Publisher {
             if (settled) return;
             settled = true;
             clearTimeout(timer);
-            if (!err) resolve();
+            const id = message.options.messageId;
+            if (!err && message.options.mandatory && id !== undefined && this.returned.delete(id)) {
+              reject(new UnroutableError(`no queue is bound to ${message.exchange} for ${message.routingKey}: the broker dropped it`));
+            } else if (!err) resolve();
             else if (errorMessage(err).includes('nack')) reject(new PublishNackedError(`broker nacked ${message.exchange}/${message.routingKey}`));
-            else reject(new ChannelClosedError(`channel closed before the confirm of ${message.exchange}/${message.routingKey}`));
+            else {
+              const why = this.lastChannelError ? `: ${this.lastChannelError}` : '';
+              reject(new ChannelClosedError(`channel closed before the confirm of ${message.exchange}/${message.routingKey}${why}`));
+            }
           },
         );
         if (!ok) this.channelFull = true;
@@ -148,6 +165,12 @@ export class Publisher {
       }
     });
   }
+
+  /** messageIds of mandatory messages the broker returned, until their confirm arrives. */
+  private readonly returned = new Set<string>();
+
+  /** Why the channel last closed (e.g. "NOT_FOUND - no exchange 'x'"), for error messages. */
+  private lastChannelError = '';
 
   /** Set when the socket's write buffer is full; cleared on 'drain'. */
   private channelFull = false;

@@ -113,6 +113,7 @@ export class TestBus {
 
   async cleanup(): Promise<void> {
     await Promise.all(this.consumers.map((c) => c.stop()));
+    await this.connection.waitUntilConnected(15_000);
     const ch = await (this.connection.channelModel as NonNullable<typeof this.connection.channelModel>).createChannel();
     ch.on('error', () => undefined);
     for (const spec of this.specs) {

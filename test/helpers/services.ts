@@ -1,0 +1,61 @@
+// Control of the real services for failure tests: the broker's connections, and a private
+// Redis server that a test may stop and start without touching the shared one.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { promisify } from 'node:util';
+import { eventually } from './wait';
+
+const run = promisify(execFile);
+
+/** What `rabbitmqctl close_all_connections` does to every client of the broker. */
+export async function closeAllBrokerConnections(reason = 'test: broker closes all connections'): Promise<void> {
+  await run('rabbitmqctl', ['close_all_connections', reason], { timeout: 30_000 });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** A redis-server of the test's own, on a free port, keeping nothing on disk. */
+export class PrivateRedis {
+  private process?: ChildProcess;
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(await freePort());
+    await redis.start();
+    return redis;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    this.process = child;
+    await eventually(
+      async () => {
+        const { stdout } = await run('redis-cli', ['-p', String(this.port), 'ping']);
+        return stdout.trim() === 'PONG';
+      },
+      { what: `redis-server on port ${this.port}` },
+    );
+  }
+
+  async stop(): Promise<void> {
+    const child = this.process;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+}

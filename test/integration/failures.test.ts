@@ -1,0 +1,114 @@
+// The messaging core when its dependencies fail: the broker closes every connection,
+// Redis goes away, and a dead-lettered message is replayed.
+import { expect } from 'chai';
+import { TransientError } from '../../shared/errors';
+import type { Envelope } from '../../shared/events';
+import { newEnvelope } from '../../shared/messaging/envelope';
+import { dlqName } from '../../shared/messaging/topology';
+import { captureData, TestBus } from '../helpers/bus';
+import { runTs } from '../helpers/processes';
+import { closeAllBrokerConnections, PrivateRedis } from '../helpers/services';
+import { eventually, holds } from '../helpers/wait';
+
+describe('messaging under failure', () => {
+  let bus: TestBus;
+  beforeEach(async () => {
+    bus = await TestBus.create();
+  });
+  afterEach(async () => {
+    await bus.cleanup();
+  });
+
+  it('recovers publisher and consumer when the broker closes every connection, losing no confirmed message', async function () {
+    this.timeout(120_000);
+    const handled = new Map<string, number>();
+    const spec = bus.queue('recovery');
+    await bus.consumer(spec, {
+      'payments.capture': async (e) => void handled.set(e.eventId, (handled.get(e.eventId) ?? 0) + 1),
+    });
+    const confirmed = new Set<string>();
+    let failures = 0;
+    let closed = false;
+    let afterClose = 0;
+    // Lanes publish until the connections were closed and 300 more were confirmed; each
+    // message is retried until confirmed (at least once), as a real producer does.
+    const lane = async (id: number): Promise<void> => {
+      for (let n = 0; !closed || afterClose < 300; n++) {
+        const e = newEnvelope('payments.capture', captureData(`o-${id}-${n}`), { aggregateId: `o-${id}-${n}` });
+        for (;;) {
+          try {
+            await bus.publisher.publishEnvelope(e, { exchange: bus.exchange });
+            confirmed.add(e.eventId);
+            if (closed) afterClose++;
+            break;
+          } catch {
+            failures++;
+          }
+        }
+      }
+    };
+    const lanes = Array.from({ length: 8 }, (_, id) => lane(id));
+    await eventually(() => confirmed.size >= 200, { what: 'the flow to start' });
+    await closeAllBrokerConnections();
+    closed = true;
+    await Promise.all(lanes);
+    const total = confirmed.size;
+    await eventually(() => [...confirmed].every((id) => handled.has(id)), { timeoutMs: 60_000, what: `all ${total} confirmed messages handled (have ${handled.size})` });
+    expect([...handled.values()].every((n) => n === 1)).to.equal(true, 'a message was handled twice');
+    expect(failures).to.be.greaterThan(0, 'the broker did not interrupt the flow; the test proved nothing');
+  });
+
+  it('holds messages while Redis is down and handles each once after it is back', async function () {
+    this.timeout(60_000);
+    const redisServer = await PrivateRedis.start();
+    try {
+      const { store } = bus.dedup({ redisUrl: redisServer.url });
+      const handled = new Map<string, number>();
+      const spec = bus.queue('redis-down');
+      await bus.consumer(spec, { 'payments.capture': async (e) => void handled.set(e.eventId, (handled.get(e.eventId) ?? 0) + 1) }, { dedup: store, prefetch: 5 });
+      await redisServer.stop();
+      const sent: string[] = [];
+      for (let i = 0; i < 20; i++) sent.push((await bus.send('payments.capture', captureData(`o-r${i}`))).eventId);
+      // Five are held by the consumer (its prefetch), the rest wait in the queue; none is handled.
+      await eventually(async () => (await bus.messageCount(spec.name)) === 15, { what: '15 messages waiting in the queue' });
+      await holds(async () => handled.size === 0 && (await bus.messageCount(spec.name)) === 15, 1_500, 'nothing handled while Redis is down');
+      expect(await bus.messageCount(dlqName(spec.name))).to.equal(0);
+
+      await redisServer.start();
+      await eventually(() => handled.size === 20, { timeoutMs: 30_000, what: 'all 20 handled after Redis is back' });
+      expect([...handled.keys()].sort()).to.deep.equal([...sent].sort());
+      expect([...handled.values()].every((n) => n === 1)).to.equal(true);
+      await eventually(async () => (await bus.messageCount(spec.name)) === 0, { what: 'an empty queue' });
+    } finally {
+      await redisServer.stop();
+    }
+  });
+
+  it('`dlq replay` moves a dead-lettered message back, and it is handled', async function () {
+    this.timeout(60_000);
+    let broken = true;
+    const handled: string[] = [];
+    const spec = bus.queue('replay', { retry: { maxAttempts: 2, delaysMs: [50] } });
+    await bus.consumer(spec, {
+      'payments.capture': async (e) => {
+        if (broken) throw new TransientError('payment provider is down');
+        handled.push(e.eventId);
+      },
+    });
+    const sent = await bus.send('payments.capture', captureData('o-replay'));
+    await eventually(async () => (await bus.messageCount(dlqName(spec.name))) === 1, { what: 'the message in the DLQ' });
+
+    const list = runTs('scripts/dlq.ts', ['list', spec.name]);
+    expect((await list.exited()).code).to.equal(0);
+    expect(list.output.join('\n')).to.include(sent.eventId).and.include('TransientError: gave up after 2 attempts: payment provider is down');
+    expect(await bus.messageCount(dlqName(spec.name))).to.equal(1, 'list must leave the DLQ as it was');
+
+    broken = false;
+    const replay = runTs('scripts/dlq.ts', ['replay', spec.name]);
+    expect((await replay.exited()).code).to.equal(0, replay.output.join('\n'));
+    expect(replay.output.join('\n')).to.include('1 message(s) replayed');
+    await eventually(() => handled.length === 1, { what: 'the replayed message to be handled' });
+    expect(handled).to.deep.equal([sent.eventId]);
+    expect(await bus.messageCount(dlqName(spec.name))).to.equal(0);
+  });
+});
