@@ -17,7 +17,7 @@ export async function connectTool(name: string): Promise<ToolBus> {
   try {
     await connection.start();
   } catch (err) {
-    throw new Error(`cannot reach RabbitMQ at ${redact(url)} (${err instanceof Error ? err.message : String(err)}); is it running? Set AMQP_URL to point elsewhere.`);
+    throw new Error(`cannot reach RabbitMQ at ${redact(url)} (${err instanceof Error ? err.message : String(err)}); is it running? Set AMQP_URL to point elsewhere.`, { cause: err });
   }
   // Declaring the core exchanges is harmless and lets a tool work against a fresh broker.
   await connection.addSetup(async (model) => {

@@ -75,8 +75,8 @@ export class Publisher {
       }
     });
     // With `mandatory`, an unroutable message comes back (basic.return) before its confirm.
-    channel.on('return', (msg: { properties: { messageId?: unknown } }) => {
-      if (msg.properties.messageId !== undefined) this.returned.add(String(msg.properties.messageId));
+    channel.on('return', (msg: { properties: { messageId?: string } }) => {
+      if (msg.properties.messageId !== undefined) this.returned.add(msg.properties.messageId);
     });
     channel.on('drain', () => {
       this.channelFull = false;

@@ -23,17 +23,20 @@ function executable(path: string): boolean {
   }
 }
 
+export const VENV_BIN = join(PROJECT_ROOT, '.venv', 'bin');
+
 /**
  * @param name executable name in .venv/bin and on PATH
  * @param fromEnv the path given by the environment, which wins when set
  * @param searchPath the PATH to search
+ * @param venvBin the virtualenv's bin folder. Default: the project's .venv/bin
  */
-export function findBinary(name: string, fromEnv: string | undefined, searchPath: string): FoundBinary | undefined {
+export function findBinary(name: string, fromEnv: string | undefined, searchPath: string, venvBin = VENV_BIN): FoundBinary | undefined {
   if (fromEnv) {
     if (!executable(fromEnv)) throw new Error(`${fromEnv} (set for ${name}) is not an executable file`);
     return { path: fromEnv, source: 'env' };
   }
-  const venv = join(PROJECT_ROOT, '.venv', 'bin', name);
+  const venv = join(venvBin, name);
   if (executable(venv)) return { path: venv, source: 'venv' };
   for (const dir of searchPath.split(delimiter).filter(Boolean)) {
     const candidate = join(dir, name);

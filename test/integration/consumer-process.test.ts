@@ -1,7 +1,6 @@
 // A consumer process killed before it acks, and a graceful stop on SIGTERM.
 import { expect } from 'chai';
 import { captureData, TestBus } from '../helpers/bus';
-import { uniqueName } from '../helpers/names';
 import { runTs, type Child } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
 

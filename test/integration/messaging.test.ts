@@ -12,7 +12,7 @@ import { uniqueName } from '../helpers/names';
 import { eventually } from '../helpers/wait';
 
 function header(m: GetMessage, name: string): unknown {
-  const v = m.properties.headers?.[name];
+  const v: unknown = m.properties.headers?.[name];
   return Buffer.isBuffer(v) ? v.toString() : v;
 }
 
@@ -76,8 +76,8 @@ describe('messaging core (RabbitMQ + Redis)', () => {
 
     it('refuses to publish a message that fails its schema, unless raw', async () => {
       const bad = { ...newEnvelope('payments.capture', captureData('o1'), { aggregateId: 'o1' }), data: { orderId: 'o1' } };
-      await expect(bus.publisher.publishEnvelope(bad as Envelope, { exchange: bus.exchange })).to.be.rejectedWith(PermanentError);
-      await bus.publisher.publishEnvelope(bad as Envelope, { exchange: bus.exchange, raw: true });
+      await expect(bus.publisher.publishEnvelope(bad, { exchange: bus.exchange })).to.be.rejectedWith(PermanentError);
+      await bus.publisher.publishEnvelope(bad, { exchange: bus.exchange, raw: true });
     });
   });
 
