@@ -2,17 +2,19 @@
 import { getConfig, redact } from '../shared/config';
 import { AmqpConnection } from '../shared/messaging/connection';
 import { Publisher } from '../shared/messaging/publisher';
-import { CORE_EXCHANGES, declareTopology } from '../shared/messaging/topology';
+import { coreExchanges, declareTopology } from '../shared/messaging/topology';
 import { MessageValidator } from '../shared/messaging/validator';
 
 export interface ToolBus {
+  /** BUS_NAMESPACE: the tools take exchange and queue names without it and add it. */
+  namespace: string;
   connection: AmqpConnection;
   publisher: Publisher;
   validator: MessageValidator;
 }
 
 export async function connectTool(name: string): Promise<ToolBus> {
-  const url = getConfig().amqpUrl;
+  const { amqpUrl: url, busNamespace: namespace } = getConfig();
   const connection = new AmqpConnection({ url, name, initialMaxRetries: 3, maxDelayMs: 1000 });
   try {
     await connection.start();
@@ -22,11 +24,11 @@ export async function connectTool(name: string): Promise<ToolBus> {
   // Declaring the core exchanges is harmless and lets a tool work against a fresh broker.
   await connection.addSetup(async (model) => {
     const channel = await model.createChannel();
-    await declareTopology(channel, { exchanges: CORE_EXCHANGES, queues: [] });
+    await declareTopology(channel, { exchanges: coreExchanges(namespace), queues: [] });
     await channel.close();
   });
   const validator = new MessageValidator();
-  const publisher = new Publisher(connection, validator);
+  const publisher = new Publisher(connection, validator, { namespace });
   await publisher.start();
-  return { connection, publisher, validator };
+  return { namespace, connection, publisher, validator };
 }

@@ -7,7 +7,7 @@ import type { Channel, GetMessage } from 'amqplib';
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../shared/errors';
 import { HEADERS, numberHeader, ownHeaders, stringHeader } from '../shared/messaging/headers';
-import { dlqName } from '../shared/messaging/topology';
+import { dlqName, inNamespace } from '../shared/messaging/topology';
 import { connectTool, type ToolBus } from './amqp-tool';
 import { runCli, UsageError } from './cli';
 
@@ -94,9 +94,10 @@ async function take(channel: Channel, queue: string, limit: number): Promise<Get
 
 runCli('dlq', async () => {
   const args = parse(process.argv.slice(2));
-  const consumerQueue = args.queue.endsWith('.dlq') ? args.queue.slice(0, -'.dlq'.length) : args.queue;
-  const dlq = dlqName(consumerQueue);
   const bus = await connectTool('dlq-cli');
+  const given = args.queue.endsWith('.dlq') ? args.queue.slice(0, -'.dlq'.length) : args.queue;
+  const consumerQueue = inNamespace(bus.namespace, given);
+  const dlq = dlqName(consumerQueue);
   try {
     // Replaying into a missing queue would be confirmed and silently dropped by the broker.
     if (args.command === 'replay') await mustExist(bus, consumerQueue);

@@ -9,6 +9,7 @@ import { ulid } from 'ulid';
 import { errorMessage } from '../shared/errors';
 import type { Envelope } from '../shared/events';
 import type { MessageValidator } from '../shared/messaging/validator';
+import { inNamespace } from '../shared/messaging/topology';
 import { connectTool } from './amqp-tool';
 import { runCli, UsageError } from './cli';
 
@@ -90,6 +91,7 @@ runCli('publish', async () => {
   const args = parse(process.argv.slice(2));
   const content = readInput(args.file);
   const bus = await connectTool('publish-cli');
+  const exchange = inNamespace(bus.namespace, args.exchange);
   try {
     if (args.raw) {
       for (let sent = 0; sent < args.count; sent += CHUNK) {
@@ -122,7 +124,7 @@ runCli('publish', async () => {
     // In chunks, so that many copies keep the publisher's window of unconfirmed messages full.
     for (let sent = 0; sent < args.count; sent += CHUNK) {
       const batch = Array.from({ length: Math.min(CHUNK, args.count - sent) }, (_, i) => (sent + i === 0 ? sample : next()));
-      await Promise.all(batch.map((e) => bus.publisher.publishEnvelope(e, { exchange: args.exchange, routingKey: args.routingKey, mandatory: true })));
+      await Promise.all(batch.map((e) => bus.publisher.publishEnvelope(e, { exchange, routingKey: args.routingKey, mandatory: true })));
       for (const e of batch) console.log(e.eventId);
     }
     return 0;

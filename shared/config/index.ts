@@ -17,6 +17,13 @@ export interface Config {
   readonly httpPort: number;
   /** pino log level. Default "info" */
   readonly logLevel: LogLevel;
+  /**
+   * Prefix of every exchange and queue name (BUS_NAMESPACE), so that several fleets (or
+   * tests) can share one broker. Default "" (the names of DESIGN.md as they are)
+   */
+  readonly busNamespace: string;
+  /** Simulated latency of the fake payment provider, in ms (PAYMENT_PROVIDER_LATENCY_MS). Default 0 */
+  readonly paymentProviderLatencyMs: number;
   /** Temporal CLI to run the dev server with (TEMPORAL_CLI_PATH); else .venv, PATH, or the SDK's download. */
   readonly temporalCliPath?: string;
   /** Time-skipping test server (TEMPORAL_TEST_SERVER_PATH); else .venv, PATH, or the SDK's download. */
@@ -78,6 +85,21 @@ function hostPort(env: Env, name: string): string {
   return value;
 }
 
+function namespaceOf(env: Env): string {
+  const value = env.BUS_NAMESPACE?.trim() ?? '';
+  if (value !== '' && !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(value)) {
+    throw new ConfigError('BUS_NAMESPACE', `must be lower-case letters, digits, "_" or "-" (got "${value}")`);
+  }
+  return value;
+}
+
+function wholeNumber(env: Env, name: string, fallback: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) > max) throw new ConfigError(name, `must be a whole number from 0 to ${max} (got "${raw}")`);
+  return Number(raw);
+}
+
 function optional(env: Env, name: string): string | undefined {
   const raw = env[name]?.trim();
   return raw ? raw : undefined;
@@ -112,6 +134,8 @@ export function loadConfig(env: Env): Config {
     temporalNamespace: namespace,
     httpPort: port(env, 'HTTP_PORT'),
     logLevel: logLevel as LogLevel,
+    busNamespace: namespaceOf(env),
+    paymentProviderLatencyMs: wholeNumber(env, 'PAYMENT_PROVIDER_LATENCY_MS', 0, 60_000),
     temporalCliPath: optional(env, 'TEMPORAL_CLI_PATH'),
     temporalTestServerPath: optional(env, 'TEMPORAL_TEST_SERVER_PATH'),
   });

@@ -1,10 +1,13 @@
-// Injection tokens for interfaces; classes are resolved by their constructor.
+// Injection tokens for interfaces and infrastructure; classes are resolved by their constructor.
 export const TOKENS = {
   Config: Symbol.for('Config'),
   Logger: Symbol.for('Logger'),
+  Db: Symbol.for('Db'),
+  Redis: Symbol.for('Redis'),
   Amqp: Symbol.for('AmqpConnection'),
   Publisher: Symbol.for('Publisher'),
-  DedupStore: Symbol.for('DedupStore'),
-  Redis: Symbol.for('Redis'),
   Validator: Symbol.for('MessageValidator'),
+  DedupStore: Symbol.for('DedupStore'),
+  PaymentProvider: Symbol.for('PaymentProvider'),
+  CarrierDirectory: Symbol.for('CarrierDirectory'),
 } as const;

@@ -13,6 +13,8 @@ export const HEADERS = {
   /** Set by the broker when it dead-letters (rejected, delivery_limit, expired). */
   firstDeathReason: 'x-first-death-reason',
   replayedAt: 'x-replayed-at',
+  /** The envelope's aggregateId, set on every published envelope (partitioning key). */
+  aggregateId: 'x-aggregate-id',
 } as const;
 
 /** Headers the broker owns; they are not copied onto a republished message. */

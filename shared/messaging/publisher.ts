@@ -7,6 +7,8 @@ import { ChannelClosedError, errorMessage, PermanentError, PublishNackedError, P
 import type { Envelope } from '../events';
 import { silentLogger, type Logger } from '../observability/logger';
 import type { AmqpConnection } from './connection';
+import { HEADERS } from './headers';
+import { inNamespace } from './topology';
 import type { MessageValidator } from './validator';
 
 export interface PublisherOptions {
@@ -14,6 +16,8 @@ export interface PublisherOptions {
   window?: number;
   /** How long publish() waits in all (for a slot, a connection and the confirm), in ms. Default 10000 */
   timeoutMs?: number;
+  /** Bus namespace prefixed to the catalog's exchange names (BUS_NAMESPACE). Default "" */
+  namespace?: string;
   logger?: Logger;
 }
 
@@ -39,6 +43,7 @@ export class Publisher {
   private readonly window: number;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
+  private readonly namespace: string;
   private started = false;
 
   constructor(
@@ -49,6 +54,7 @@ export class Publisher {
     this.window = options.window ?? 256;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.logger = options.logger ?? silentLogger;
+    this.namespace = options.namespace ?? '';
   }
 
   async start(): Promise<void> {
@@ -96,7 +102,8 @@ export class Publisher {
         throw new PermanentError(`refusing to publish an invalid message: ${errorMessage(err)}`);
       }
     }
-    const exchange = options.exchange ?? this.validator.exchangeOf(envelope.eventType);
+    const home = this.validator.exchangeOf(envelope.eventType);
+    const exchange = options.exchange ?? (home === undefined ? undefined : inNamespace(this.namespace, home));
     if (exchange === undefined) throw new PermanentError(`no exchange known for "${envelope.eventType}"`);
     await this.publish({
       exchange,
@@ -107,7 +114,8 @@ export class Publisher {
         type: envelope.eventType,
         correlationId: envelope.correlationId,
         timestamp: Math.floor(Date.parse(envelope.occurredAt) / 1000),
-        headers: options.headers,
+        // The aggregate id as a header lets a consistent-hash exchange partition by it.
+        headers: { [HEADERS.aggregateId]: envelope.aggregateId, ...options.headers },
         mandatory: options.mandatory,
       },
     });

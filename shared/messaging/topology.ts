@@ -9,6 +9,10 @@ export interface ExchangeSpec {
   name: string;
   /** Default "topic" */
   type?: 'topic' | 'direct' | 'fanout' | 'x-consistent-hash';
+  /** Exchange arguments, e.g. { 'hash-header': 'x-aggregate-id' } for consistent hashing. */
+  arguments?: Record<string, unknown>;
+  /** [source exchange, binding key] pairs: exchange-to-exchange bindings into this one. */
+  bindFrom?: ReadonlyArray<readonly [exchange: string, pattern: string]>;
 }
 
 export interface RetryPolicy {
@@ -39,8 +43,15 @@ export interface Topology {
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, delaysMs: [1_000, 5_000, 30_000, 120_000] };
 export const DEFAULT_DELIVERY_LIMIT = 10;
 
+/** A name inside a bus namespace (BUS_NAMESPACE): "<namespace>.<name>", or the name itself. */
+export function inNamespace(namespace: string, name: string): string {
+  return namespace ? `${namespace}.${name}` : name;
+}
+
 /** The exchanges of DESIGN.md: one topic exchange per aggregate, and "commands". */
-export const CORE_EXCHANGES: readonly ExchangeSpec[] = [...EVENT_EXCHANGES, COMMAND_EXCHANGE].map((name) => ({ name }));
+export function coreExchanges(namespace = ''): ExchangeSpec[] {
+  return [...EVENT_EXCHANGES, COMMAND_EXCHANGE].map((name) => ({ name: inNamespace(namespace, name) }));
+}
 
 export const dlqName = (queue: string): string => `${queue}.dlq`;
 export const waitQueueName = (queue: string, delayMs: number): string => `${queue}.wait.${delayMs}ms`;
@@ -71,7 +82,10 @@ export function queueArguments(spec: QueueSpec): Record<string, unknown> {
 
 export async function declareTopology(channel: Channel, topology: Topology): Promise<void> {
   for (const exchange of topology.exchanges) {
-    await channel.assertExchange(exchange.name, exchange.type ?? 'topic', { durable: true });
+    await channel.assertExchange(exchange.name, exchange.type ?? 'topic', { durable: true, arguments: exchange.arguments });
+  }
+  for (const exchange of topology.exchanges) {
+    for (const [source, pattern] of exchange.bindFrom ?? []) await channel.bindExchange(exchange.name, source, pattern);
   }
   for (const queue of topology.queues) {
     await channel.assertQueue(dlqName(queue.name), { durable: true, arguments: { 'x-queue-type': 'quorum' } });

@@ -12,6 +12,8 @@ describe('shared/config', () => {
       temporalNamespace: 'default',
       httpPort: 3000,
       logLevel: 'info',
+      busNamespace: '',
+      paymentProviderLatencyMs: 0,
       temporalCliPath: undefined,
       temporalTestServerPath: undefined,
     });
@@ -52,6 +54,8 @@ describe('shared/config', () => {
     ['HTTP_PORT', '0', /HTTP_PORT must be a port number/],
     ['HTTP_PORT', '3000abc', /HTTP_PORT must be a port number/],
     ['LOG_LEVEL', 'loud', /LOG_LEVEL must be one of/],
+    ['BUS_NAMESPACE', 'Has Spaces', /BUS_NAMESPACE must be lower-case/],
+    ['PAYMENT_PROVIDER_LATENCY_MS', '-5', /PAYMENT_PROVIDER_LATENCY_MS must be a whole number/],
   ];
   for (const [name, value, message] of bad) {
     it(`fails with a clear error naming ${name} when it is "${value}"`, () => {

@@ -1,0 +1,18 @@
+// Composition root of the payments worker process.
+import { runProcess, rootContainer } from '../../shared/di/process';
+import { TOKENS } from '../../shared/di/tokens';
+import { startWorker, type WorkerDefinition } from '../../shared/messaging/worker';
+import { PaymentsHandler } from './handler';
+import { SimulatedPaymentProvider } from './provider';
+import { paymentsTopology } from './topology';
+
+export const paymentsWorker: WorkerDefinition = {
+  name: 'payments',
+  topology: paymentsTopology,
+  register: (c) => c.register(TOKENS.PaymentProvider, { useClass: SimulatedPaymentProvider }),
+  consumers: (c, topology) => [{ queue: topology.queues[0]!, handlers: c.resolve(PaymentsHandler).handlers }],
+};
+
+if (require.main === module) {
+  runProcess('payments', ({ config, logger }) => startWorker(paymentsWorker, config, logger, rootContainer));
+}

@@ -1,0 +1,18 @@
+// Composition root of the shipping worker process.
+import { runProcess, rootContainer } from '../../shared/di/process';
+import { TOKENS } from '../../shared/di/tokens';
+import { startWorker, type WorkerDefinition } from '../../shared/messaging/worker';
+import { StaticCarrierDirectory } from './carriers';
+import { ShippingHandler } from './handler';
+import { shippingTopology } from './topology';
+
+export const shippingWorker: WorkerDefinition = {
+  name: 'shipping',
+  topology: shippingTopology,
+  register: (c) => c.register(TOKENS.CarrierDirectory, { useClass: StaticCarrierDirectory }),
+  consumers: (c, topology) => [{ queue: topology.queues[0]!, handlers: c.resolve(ShippingHandler).handlers }],
+};
+
+if (require.main === module) {
+  runProcess('shipping', ({ config, logger }) => startWorker(shippingWorker, config, logger, rootContainer));
+}
