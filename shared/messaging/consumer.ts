@@ -191,7 +191,9 @@ export class Consumer {
         });
       }
       const decision = decide(err, attempt, this.retry);
-      log.warn({ outcome: decision.action, err: errorMessage(err), errorType: err instanceof Error ? err.name : typeof err }, 'handler failed');
+      const fields = { outcome: decision.action, err: errorMessage(err), errorType: err instanceof Error ? err.name : typeof err };
+      if (err instanceof DuplicateInProgressError) log.info(fields, 'duplicate of a message in progress; retrying later');
+      else log.warn(fields, 'handler failed');
       return decision;
     }
   }
