@@ -22,6 +22,11 @@ export interface Config {
    * tests) can share one broker. Default "" (the names of DESIGN.md as they are)
    */
   readonly busNamespace: string;
+  /**
+   * How long a dedup claim holds without being renewed (DEDUP_LEASE_MS): after a crash, a
+   * redelivered message waits at most this long. Default 15000
+   */
+  readonly dedupLeaseMs: number;
   /** Simulated latency of the fake payment provider, in ms (PAYMENT_PROVIDER_LATENCY_MS). Default 0 */
   readonly paymentProviderLatencyMs: number;
   /** Temporal CLI to run the dev server with (TEMPORAL_CLI_PATH); else .venv, PATH, or the SDK's download. */
@@ -93,10 +98,12 @@ function namespaceOf(env: Env): string {
   return value;
 }
 
-function wholeNumber(env: Env, name: string, fallback: number, max: number): number {
+function wholeNumber(env: Env, name: string, fallback: number, max: number, min = 0): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) > max) throw new ConfigError(name, `must be a whole number from 0 to ${max} (got "${raw}")`);
+  if (!/^\d+$/.test(raw) || Number(raw) > max || Number(raw) < min) {
+    throw new ConfigError(name, `must be a whole number from ${min} to ${max} (got "${raw}")`);
+  }
   return Number(raw);
 }
 
@@ -135,6 +142,7 @@ export function loadConfig(env: Env): Config {
     httpPort: port(env, 'HTTP_PORT'),
     logLevel: logLevel as LogLevel,
     busNamespace: namespaceOf(env),
+    dedupLeaseMs: wholeNumber(env, 'DEDUP_LEASE_MS', 15_000, 3_600_000, 300),
     paymentProviderLatencyMs: wholeNumber(env, 'PAYMENT_PROVIDER_LATENCY_MS', 0, 60_000),
     temporalCliPath: optional(env, 'TEMPORAL_CLI_PATH'),
     temporalTestServerPath: optional(env, 'TEMPORAL_TEST_SERVER_PATH'),

@@ -2,6 +2,7 @@
 // shared/db/migrations (node-pg-migrate, SQL files). Safe to run from several processes
 // at once: node-pg-migrate holds an advisory lock while it migrates.
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { runner } from 'node-pg-migrate';
 import type { Logger } from '../observability/logger';
@@ -34,6 +35,18 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
 /** Brings the database to the latest migration; returns the names of the migrations applied now. */
 export async function migrate(databaseUrl: string, logger?: Logger): Promise<string[]> {
   await ensureDatabase(databaseUrl);
+  // node-pg-migrate refuses (rather than waits) while another process holds its lock.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(databaseUrl, logger);
+    } catch (err) {
+      if (!(err instanceof Error && /Another migration is already running/.test(err.message)) || attempt >= 100) throw err;
+      await sleep(Math.min(50 * attempt, 500));
+    }
+  }
+}
+
+async function migrateOnce(databaseUrl: string, logger?: Logger): Promise<string[]> {
   const applied = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,

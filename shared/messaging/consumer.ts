@@ -161,7 +161,7 @@ export class Consumer {
     if (!handler) {
       return decide(new PoisonMessageError('unknown_type', `${this.name} has no handler for "${envelope.eventType}"`), attempt, this.retry);
     }
-    const log = this.logger.child({ eventId: envelope.eventId, eventType: envelope.eventType, correlationId: envelope.correlationId, attempt });
+    const log = this.logger.child({ eventId: envelope.eventId, eventType: envelope.eventType, aggregateId: envelope.aggregateId, correlationId: envelope.correlationId, attempt });
     const dedup = this.options.dedup;
     let token: string | undefined;
     try {

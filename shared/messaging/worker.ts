@@ -47,7 +47,7 @@ export async function startWorker(definition: WorkerDefinition, config: Config, 
   redis.on('error', () => undefined); // reported by the dedup store as DependencyUnavailableError
   const connection = new AmqpConnection({ url: config.amqpUrl, name: definition.name, logger });
   const publisher = new Publisher(connection, validator, { namespace: config.busNamespace, logger });
-  const dedup: DedupStore = new RedisDedupStore(redis);
+  const dedup: DedupStore = new RedisDedupStore(redis, { leaseMs: config.dedupLeaseMs });
   container.register(TOKENS.Config, { useValue: config });
   container.register(TOKENS.Logger, { useValue: logger });
   container.register(TOKENS.Db, { useValue: pool });

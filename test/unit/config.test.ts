@@ -13,6 +13,7 @@ describe('shared/config', () => {
       httpPort: 3000,
       logLevel: 'info',
       busNamespace: '',
+      dedupLeaseMs: 15000,
       paymentProviderLatencyMs: 0,
       temporalCliPath: undefined,
       temporalTestServerPath: undefined,
@@ -56,6 +57,7 @@ describe('shared/config', () => {
     ['LOG_LEVEL', 'loud', /LOG_LEVEL must be one of/],
     ['BUS_NAMESPACE', 'Has Spaces', /BUS_NAMESPACE must be lower-case/],
     ['PAYMENT_PROVIDER_LATENCY_MS', '-5', /PAYMENT_PROVIDER_LATENCY_MS must be a whole number/],
+    ['DEDUP_LEASE_MS', '10', /DEDUP_LEASE_MS must be a whole number from 300/],
   ];
   for (const [name, value, message] of bad) {
     it(`fails with a clear error naming ${name} when it is "${value}"`, () => {
