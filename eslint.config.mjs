@@ -29,7 +29,7 @@ export default tseslint.config(
   },
   {
     // Workflows run in Temporal's deterministic sandbox: no Node, no I/O, no DI.
-    files: ['workflows/**/*.ts', 'shared/events/**/*.ts', 'shared/errors/**/*.ts'],
+    files: ['workflows/**/*.ts', 'shared/events/**/*.ts', 'shared/errors/**/*.ts', 'shared/saga.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -39,7 +39,14 @@ export default tseslint.config(
             message: 'Workflow code (and shared/events, shared/errors) must stay free of Node-only modules.',
             allowTypeImports: true,
           })),
-          patterns: [{ group: ['../shared/*', '!../shared/events', '!../shared/errors', '../../shared/*', '!../../shared/events', '!../../shared/errors'], message: 'Workflows may import only shared/events and shared/errors.', allowTypeImports: true }],
+          patterns: [
+            {
+              group: ['../shared/*', '!../shared/events', '!../shared/errors', '!../shared/saga', '../../shared/*', '!../../shared/events', '!../../shared/errors', '!../../shared/saga'],
+              message: 'Workflows may import only shared/events, shared/errors and shared/saga.',
+              allowTypeImports: true,
+            },
+            { group: ['../activities/*', '!../activities/types'], message: 'Workflows import activity types only.', allowTypeImports: true },
+          ],
         },
       ],
     },

@@ -1,4 +1,5 @@
 // Builds envelopes for outgoing messages: fresh ULID, timestamp and the latest schema version.
+import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { catalog, type DataOf, type Envelope, type MessageType, type ReplyTo } from '../events';
 
@@ -40,4 +41,17 @@ export function causedBy(cause: Envelope, aggregateId: string, aggregateVersion 
     causationId: cause.eventId,
     ...(cause.replyTo ? { replyTo: cause.replyTo } : {}),
   };
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * A ULID-shaped id derived from a seed: the same seed always gives the same id, so a
+ * retried step publishes under the same id and consumers deduplicate it.
+ */
+export function stableEventId(seed: string): string {
+  const digest = createHash('sha256').update(seed).digest();
+  let id = CROCKFORD[digest[0]! % 8]!; // a ULID's first character is 0-7
+  for (let i = 1; i < 26; i++) id += CROCKFORD[digest[i]! % 32]!;
+  return id;
 }
