@@ -10,4 +10,5 @@ export const TOKENS = {
   DedupStore: Symbol.for('DedupStore'),
   PaymentProvider: Symbol.for('PaymentProvider'),
   CarrierDirectory: Symbol.for('CarrierDirectory'),
+  TemporalClient: Symbol.for('TemporalClient'),
 } as const;

@@ -26,8 +26,10 @@ export interface WorkerDefinition {
   name: string;
   /** Exchanges and queues of this worker, inside a bus namespace. */
   topology(namespace: string): Topology;
-  /** Registers the worker's own classes (handlers, providers) in its container. */
-  register?(container: DependencyContainer): void;
+  /** Registers the worker's own classes and clients (handlers, providers) in its container. */
+  register?(container: DependencyContainer, config: Config): void | Promise<void>;
+  /** Closes what register() opened. */
+  close?(container: DependencyContainer): Promise<void>;
   /** The consumers, resolved from the container once the infrastructure is in it. */
   consumers(container: DependencyContainer, topology: Topology): ConsumerDefinition[];
 }
@@ -56,7 +58,7 @@ export async function startWorker(definition: WorkerDefinition, config: Config, 
   container.register(TOKENS.Publisher, { useValue: publisher });
   container.register(TOKENS.Validator, { useValue: validator });
   container.register(TOKENS.DedupStore, { useValue: dedup });
-  definition.register?.(container);
+  await definition.register?.(container, config);
 
   await migrate(config.databaseUrl, logger);
   const topology = definition.topology(config.busNamespace);
@@ -86,6 +88,7 @@ export async function startWorker(definition: WorkerDefinition, config: Config, 
     consumers,
     async stop() {
       await Promise.all(consumers.map((c) => c.stop()));
+      await definition.close?.(container);
       await connection.close();
       redis.disconnect();
       await pool.end();

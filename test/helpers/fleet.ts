@@ -2,7 +2,7 @@
 // random prefix, so the test shares the broker with nothing. A probe queue collects every
 // event the workers emit.
 import type { Channel } from 'amqplib';
-import { container } from 'tsyringe';
+import { container, type DependencyContainer } from 'tsyringe';
 import { getConfig, type Config } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
@@ -61,8 +61,8 @@ export class TestFleet {
     }, { noAck: true });
   }
 
-  async start(definition: WorkerDefinition): Promise<RunningWorker> {
-    const worker = await startWorker(definition, this.config, createLogger(definition.name, 'error'), container);
+  async start(definition: WorkerDefinition, overrides: Partial<Config> = {}, parent: DependencyContainer = container): Promise<RunningWorker> {
+    const worker = await startWorker(definition, { ...this.config, ...overrides }, createLogger(definition.name, 'error'), parent);
     this.workers.push(worker);
     this.topologies.push(definition.topology(this.namespace));
     return worker;

@@ -9,7 +9,7 @@ import { paymentsTopology } from './topology';
 export const paymentsWorker: WorkerDefinition = {
   name: 'payments',
   topology: paymentsTopology,
-  register: (c) => c.register(TOKENS.PaymentProvider, { useClass: SimulatedPaymentProvider }),
+  register: (c) => void c.register(TOKENS.PaymentProvider, { useClass: SimulatedPaymentProvider }),
   consumers: (c, topology) => [{ queue: topology.queues[0]!, handlers: c.resolve(PaymentsHandler).handlers }],
 };
 

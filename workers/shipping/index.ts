@@ -9,7 +9,7 @@ import { shippingTopology } from './topology';
 export const shippingWorker: WorkerDefinition = {
   name: 'shipping',
   topology: shippingTopology,
-  register: (c) => c.register(TOKENS.CarrierDirectory, { useClass: StaticCarrierDirectory }),
+  register: (c) => void c.register(TOKENS.CarrierDirectory, { useClass: StaticCarrierDirectory }),
   consumers: (c, topology) => [{ queue: topology.queues[0]!, handlers: c.resolve(ShippingHandler).handlers }],
 };
 
