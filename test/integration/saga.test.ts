@@ -16,7 +16,7 @@ import { sagaBridgeWorker } from '../../workers/temporal/bridge-process';
 import { startSagaWorker } from '../../workers/temporal/worker';
 import { orderId, TestFleet } from '../helpers/fleet';
 import { runTs, type Child } from '../helpers/processes';
-import { eventually } from '../helpers/wait';
+import { eventually, holds } from '../helpers/wait';
 
 type Order = Omit<OrderDetails, 'orderId'>;
 const base: Order = {
@@ -139,6 +139,20 @@ describe('the saga on the Temporal dev server, with the real fleet', function ()
     for await (const wf of env.client.workflow.list({ query: `WorkflowId = "${workflowIdOf(id)}"` })) runs.push(wf.runId);
     expect(runs).to.have.length(1);
     expect((await fleet.db.query('SELECT 1 FROM payments.captures WHERE order_id = $1', [id])).rowCount).to.equal(1);
+  });
+
+  it('acks and logs a result for an activity that no longer waits, without retrying it', async () => {
+    const id = orderId('late');
+    await fleet.publisher.publishEnvelope(
+      newEnvelope('payment.captured', { orderId: id, paymentId: 'p', amount: 1, currency: 'EUR' }, { aggregateId: id, replyTo: { workflowId: workflowIdOf(id), activityId: '2' } }),
+    );
+    await fleet.publisher.publishEnvelope(
+      newEnvelope('payment.declined', { orderId: id, reason: 'card_declined' }, { aggregateId: id, replyTo: { workflowId: workflowIdOf(id), activityId: '2' } }),
+    );
+    await eventually(async () => (await fleet.messageCount('saga-bridge.replies')) === 0, { what: 'the bridge to take both' });
+    // A retry would pass through the wait queue (250 ms) again and again.
+    await holds(async () => (await fleet.messageCount('saga-bridge.replies.wait.250ms')) === 0, 1_500, 'no retry of the late reply');
+    expect(await fleet.messageCount('saga-bridge.replies.dlq')).to.equal(0);
   });
 
   it('completes a saga, each effect once, when the Temporal worker is killed mid-saga and restarted', async () => {
