@@ -142,8 +142,15 @@ export class Consumer {
       }
       await this.settle(msg, sub, decision, attempt);
     } catch (err) {
-      // settle() failed in a way it could not handle; leave the message unacked so it is redelivered.
-      this.logger.error({ err: errorMessage(err) }, 'could not settle message; it will be redelivered');
+      // Unexpected: give the message back to the broker rather than hold it unacked forever.
+      this.logger.error({ err: errorMessage(err) }, 'could not settle message; requeueing it');
+      if (sub.open) {
+        try {
+          sub.channel.nack(msg, false, true);
+        } catch {
+          // The channel closed meanwhile: the broker requeues the message.
+        }
+      }
     }
   }
 

@@ -41,6 +41,8 @@ export interface Topology {
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, delaysMs: [1_000, 5_000, 30_000, 120_000] };
+/** For steps a saga waits on: a flaky dependency usually recovers within a second or two. */
+export const FAST_RETRY: RetryPolicy = { maxAttempts: 6, delaysMs: [250, 1_000, 5_000, 30_000] };
 export const DEFAULT_DELIVERY_LIMIT = 10;
 
 /** A name inside a bus namespace (BUS_NAMESPACE): "<namespace>.<name>", or the name itself. */
@@ -104,6 +106,17 @@ export async function declareTopology(channel: Channel, topology: Topology): Pro
     }
     for (const [exchange, pattern] of queue.bind) await channel.bindQueue(queue.name, exchange, pattern);
   }
+}
+
+/** A worker that handles the commands `<prefix>.*` of the "commands" exchange on its queue `<prefix>.commands`. */
+export function commandWorkerTopology(namespace: string, prefix: string): Topology {
+  const commands: QueueSpec = {
+    name: inNamespace(namespace, `${prefix}.commands`),
+    bind: [[inNamespace(namespace, 'commands'), `${prefix}.*`]],
+    deliveryLimit: DEFAULT_DELIVERY_LIMIT,
+    retry: FAST_RETRY,
+  };
+  return { exchanges: coreExchanges(namespace), queues: [commands] };
 }
 
 /** Every queue a topology declares, for tests and tools that clean up. */

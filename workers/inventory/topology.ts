@@ -1,12 +1,6 @@
-// The inventory worker's queues, as data.
-import { coreExchanges, inNamespace, type QueueSpec, type Topology } from '../../shared/messaging/topology';
+// The inventory worker's queue, as data: `inventory.commands`, bound to "commands" with `inventory.*`.
+import { commandWorkerTopology, type Topology } from '../../shared/messaging/topology';
 
 export function inventoryTopology(namespace: string): Topology {
-  const commands: QueueSpec = {
-    name: inNamespace(namespace, 'inventory.commands'),
-    bind: [[inNamespace(namespace, 'commands'), 'inventory.*']],
-    deliveryLimit: 10,
-    retry: { maxAttempts: 6, delaysMs: [250, 1_000, 5_000, 30_000] },
-  };
-  return { exchanges: coreExchanges(namespace), queues: [commands] };
+  return commandWorkerTopology(namespace, 'inventory');
 }

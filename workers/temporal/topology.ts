@@ -1,6 +1,6 @@
 // The queues of the saga's AMQP side, as data: result events for the reply bridge, and
 // order.placed for the saga starter.
-import { coreExchanges, inNamespace, type QueueSpec, type Topology } from '../../shared/messaging/topology';
+import { coreExchanges, FAST_RETRY, inNamespace, type QueueSpec, type Topology } from '../../shared/messaging/topology';
 
 export function sagaBridgeTopology(namespace: string): Topology {
   const ns = (name: string): string => inNamespace(namespace, name);
@@ -12,13 +12,13 @@ export function sagaBridgeTopology(namespace: string): Topology {
       [ns('shipping'), 'shipping.*'],
     ],
     deliveryLimit: 10,
-    retry: { maxAttempts: 8, delaysMs: [250, 1_000, 5_000, 30_000] },
+    retry: FAST_RETRY,
   };
   const starts: QueueSpec = {
     name: ns('saga-starter.orders'),
     bind: [[ns('orders'), 'order.placed']],
     deliveryLimit: 10,
-    retry: { maxAttempts: 8, delaysMs: [250, 1_000, 5_000, 30_000] },
+    retry: FAST_RETRY,
   };
   return { exchanges: coreExchanges(namespace), queues: [replies, starts] };
 }
