@@ -144,13 +144,7 @@ export class Consumer {
     } catch (err) {
       // Unexpected: give the message back to the broker rather than hold it unacked forever.
       this.logger.error({ err: errorMessage(err) }, 'could not settle message; requeueing it');
-      if (sub.open) {
-        try {
-          sub.channel.nack(msg, false, true);
-        } catch {
-          // The channel closed meanwhile: the broker requeues the message.
-        }
-      }
+      this.nack(msg, sub, true);
     }
   }
 
@@ -263,13 +257,7 @@ export class Consumer {
       // Never ack what was not safely moved. A failed dead-letter falls back to the broker's
       // own dead lettering (at-least-once, to the same DLQ); a failed retry is requeued.
       this.logger.warn({ err: errorMessage(err), target }, 'could not move message; leaving it to the broker');
-      if (sub.open) {
-        try {
-          sub.channel.nack(msg, false, decision.action === 'retry');
-        } catch {
-          // The channel closed meanwhile: the broker requeues the message.
-        }
-      }
+      this.nack(msg, sub, decision.action === 'retry');
       return;
     }
     this.ack(msg, sub);
@@ -278,13 +266,21 @@ export class Consumer {
     }
   }
 
+  // An ack or nack on a closed channel is meaningless: the broker has already requeued the message.
   private ack(msg: ConsumeMessage, sub: Subscription): void {
-    // An ack on a closed channel is meaningless (the broker has already requeued the message).
+    this.onOpenChannel(sub, () => sub.channel.ack(msg));
+  }
+
+  private nack(msg: ConsumeMessage, sub: Subscription, requeue: boolean): void {
+    this.onOpenChannel(sub, () => sub.channel.nack(msg, false, requeue));
+  }
+
+  private onOpenChannel(sub: Subscription, settle: () => void): void {
     if (!sub.open) return;
     try {
-      sub.channel.ack(msg);
+      settle();
     } catch {
-      // The channel closed meanwhile: the broker requeues the message.
+      // The channel closed meanwhile.
     }
   }
 
