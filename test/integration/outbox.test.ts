@@ -1,0 +1,83 @@
+// The outbox relay: each row published once even with two relays, re-published when the
+// relay dies between publish and mark, woken by NOTIFY.
+import { expect } from 'chai';
+import type { Envelope } from '../../shared/events';
+import { withTransaction } from '../../shared/db';
+import { newEnvelope } from '../../shared/messaging/envelope';
+import { Publisher } from '../../shared/messaging/publisher';
+import { enqueue, OutboxRelay } from '../../services/order-api/outbox';
+import { validator } from '../helpers/bus';
+import { orderId, TestFleet } from '../helpers/fleet';
+import { eventually } from '../helpers/wait';
+
+describe('outbox relay', function () {
+  this.timeout(60_000);
+  let fleet: TestFleet;
+  const relays: OutboxRelay[] = [];
+  beforeEach(async () => {
+    fleet = await TestFleet.create();
+    // Rows other runs left unsent are not this test's to publish.
+    await fleet.db.query('UPDATE orders.outbox SET sent_at = now() WHERE sent_at IS NULL');
+  });
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((r) => r.stop()));
+    await fleet.cleanup();
+  });
+
+  async function relay(options: ConstructorParameters<typeof OutboxRelay>[2] = {}): Promise<OutboxRelay> {
+    const publisher = new Publisher(fleet.connection, validator, { namespace: fleet.namespace });
+    await publisher.start();
+    const r = new OutboxRelay(fleet.db, publisher, { batchSize: 50, pollMs: 100, ...options });
+    await r.start();
+    relays.push(r);
+    return r;
+  }
+
+  async function placeMany(n: number): Promise<Envelope[]> {
+    const events = Array.from({ length: n }, () => {
+      const id = orderId('ob');
+      return newEnvelope('order.placed', { orderId: id, customerId: 'c', items: [{ sku: 'PROD-001', quantity: 1, unitPrice: 1 }], totalAmount: 1, currency: 'EUR' }, { aggregateId: id, aggregateVersion: 1 });
+    });
+    await withTransaction(fleet.db, async (tx) => {
+      for (const e of events) await enqueue(tx, e);
+    });
+    return events;
+  }
+
+  const published = (ids: Set<string>): string[] => fleet.events.map((e) => e.eventId).filter((id) => ids.has(id));
+
+  it('publishes each row once when two relays run at once, and marks every row sent', async () => {
+    await relay();
+    await relay();
+    const events = await placeMany(300);
+    const ids = new Set(events.map((e) => e.eventId));
+    await eventually(() => published(ids).length >= 300, { what: '300 events published' });
+    await eventually(async () => (await fleet.db.query('SELECT 1 FROM orders.outbox WHERE event_id = ANY($1) AND sent_at IS NULL', [[...ids]])).rowCount === 0, { what: 'all rows marked' });
+    expect(published(ids)).to.have.length(300);
+    expect(new Set(published(ids)).size).to.equal(300);
+  });
+
+  it('publishes again what a relay confirmed but did not mark (it died in between)', async () => {
+    let dieOnce = true;
+    await relay({
+      beforeMark: async () => {
+        if (dieOnce) {
+          dieOnce = false;
+          throw new Error('relay died between publish and mark');
+        }
+      },
+    });
+    const events = await placeMany(10);
+    const ids = new Set(events.map((e) => e.eventId));
+    await eventually(() => published(ids).length === 20, { what: 'each event published twice' });
+    await eventually(async () => (await fleet.db.query('SELECT 1 FROM orders.outbox WHERE event_id = ANY($1) AND sent_at IS NULL', [[...ids]])).rowCount === 0, { what: 'all rows marked' });
+  });
+
+  it('is woken by NOTIFY on commit, without waiting for its poll', async () => {
+    await relay({ pollMs: 60_000 });
+    const started = Date.now();
+    const [event] = await placeMany(1);
+    await eventually(() => published(new Set([event!.eventId])).length === 1, { timeoutMs: 5_000, what: 'the event' });
+    expect(Date.now() - started).to.be.below(5_000);
+  });
+});
