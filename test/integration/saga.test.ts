@@ -14,6 +14,7 @@ import { paymentsWorker } from '../../workers/payments';
 import { shippingWorker } from '../../workers/shipping';
 import { sagaBridgeWorker } from '../../workers/temporal/bridge-process';
 import { startSagaWorker } from '../../workers/temporal/worker';
+import { TemporalSagaControl } from '../../services/order-api/saga-control';
 import { orderId, TestFleet } from '../helpers/fleet';
 import { runTs, type Child } from '../helpers/processes';
 import { eventually, holds } from '../helpers/wait';
@@ -139,6 +140,18 @@ describe('the saga on the Temporal dev server, with the real fleet', function ()
     for await (const wf of env.client.workflow.list({ query: `WorkflowId = "${workflowIdOf(id)}"` })) runs.push(wf.runId);
     expect(runs).to.have.length(1);
     expect((await fleet.db.query('SELECT 1 FROM payments.captures WHERE order_id = $1', [id])).rowCount).to.equal(1);
+  });
+
+  it('cancels an order on the customer’s request before shipping, compensating what was done', async () => {
+    await startSagaWorkerInProcess();
+    const id = await placeOrder();
+    // Ask while the payment is being captured (the provider takes 300 ms).
+    await eventually(async () => (await fleet.db.query('SELECT 1 FROM payments.provider_calls WHERE order_id = $1', [id])).rowCount === 1, { what: 'the capture to start' });
+    expect(await new TemporalSagaControl(env.client).requestCancel(id)).to.equal(true);
+    expect(await result(id)).to.deep.include({ outcome: 'cancelled', cancellationReason: 'customer_cancelled', compensationsRun: ['refundPayment'] });
+    const refund = await fleet.db.query<{ amount: string }>('SELECT amount FROM payments.refunds WHERE order_id = $1', [id]);
+    expect(refund.rows).to.deep.equal([{ amount: '19.00' }]);
+    expect(await new TemporalSagaControl(env.client).requestCancel(id)).to.equal(false, 'a finished saga cannot be cancelled');
   });
 
   it('acks and logs a result for an activity that no longer waits, without retrying it', async () => {

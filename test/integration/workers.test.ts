@@ -98,6 +98,27 @@ describe('worker fleet', function () {
       expect((await fleet.db.query('SELECT 1 FROM payments.captures WHERE order_id = $1', [id])).rowCount).to.equal(1);
     });
 
+    it('charges nothing for a capture that arrives after its refund (the saga gave up on it)', async () => {
+      const id = orderId();
+      expect((await fleet.resultOf(await fleet.send('payments.refund', { orderId: id }))).data).to.deep.equal({ orderId: id, amount: 0 });
+      const late = await fleet.resultOf(await fleet.send('payments.capture', { orderId: id, amount: 9, currency: 'EUR', paymentToken: 'tok_ok' }));
+      expect(late.eventType).to.equal('payment.declined');
+      expect((await fleet.db.query('SELECT 1 FROM payments.provider_calls WHERE order_id = $1', [id])).rowCount).to.equal(0);
+    });
+
+    it('refunds a capture that was still in flight when the refund arrived', async () => {
+      const id = orderId();
+      // Both at once: the refund waits for the capture of the same order, then refunds it.
+      const [capture, refund] = await Promise.all([
+        fleet.send('payments.capture', { orderId: id, amount: 4, currency: 'EUR', paymentToken: 'tok_ok' }),
+        fleet.send('payments.refund', { orderId: id }),
+      ]);
+      const captured = await fleet.resultOf(capture);
+      const refunded = await fleet.resultOf(refund);
+      const charged = captured.eventType === 'payment.captured' ? 4 : 0;
+      expect((refunded.data as { amount: number }).amount).to.equal(charged, 'money captured and not refunded');
+    });
+
     it('answers a second capture command for a captured order with the recorded capture, charging nothing', async () => {
       const id = orderId();
       const first = await fleet.resultOf(await fleet.send('payments.capture', { orderId: id, amount: 3, currency: 'EUR', paymentToken: 'tok_ok' }));
@@ -156,6 +177,14 @@ describe('worker fleet', function () {
       expect(await stock(sku)).to.equal(100);
     });
 
+    it('reserves nothing for a reservation that arrives after its release', async () => {
+      const id = orderId();
+      await fleet.resultOf(await fleet.send('inventory.release', { orderId: id }));
+      const late = await fleet.resultOf(await fleet.send('inventory.reserve', { orderId: id, items: [{ sku, quantity: 5 }] }));
+      expect(late.eventType).to.equal('inventory.rejected');
+      expect(await stock(sku)).to.equal(100);
+    });
+
     it('releases without a reservation, changing nothing', async () => {
       const id = orderId();
       const result = await fleet.resultOf(await fleet.send('inventory.release', { orderId: id }));
@@ -195,6 +224,14 @@ describe('worker fleet', function () {
       expect(result.eventType).to.equal('shipping.scheduled');
       expect(result.data).to.deep.equal({ orderId: id, shipmentId: `shp_${id}`, carrier: 'DHL' });
       expectCorrelated(result, cmd);
+    });
+
+    it('ships nothing for a schedule that arrives after its cancel', async () => {
+      const id = orderId();
+      await fleet.resultOf(await fleet.send('shipping.cancel', { orderId: id }));
+      const late = await fleet.resultOf(await fleet.send('shipping.schedule', { orderId: id, address: { city: 'Berlin', country: 'DE' } }));
+      expect(late.eventType).to.equal('shipping.failed');
+      expect((await fleet.db.query('SELECT 1 FROM shipping.shipments WHERE order_id = $1', [id])).rowCount).to.equal(0);
     });
 
     it('fails for country XX, which has no carrier', async () => {

@@ -1,6 +1,8 @@
 // Inventory: reserve all lines of an order or none, and release exactly what was
 // reserved. Stock is never negative (a CHECK constraint) and never reserved twice for an
 // order (the reservation's primary key); a repeated command answers with what is recorded.
+// Reserve and release of one order are serialised by a per-order lock; a release that finds
+// no reservation voids the order, so a reservation arriving after it takes nothing.
 import { inject, injectable } from 'tsyringe';
 import { withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
@@ -41,6 +43,8 @@ export class InventoryHandler {
         await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`inventory:${orderId}`]);
         const existing = await this.reservation(tx, orderId);
         if (existing) return existing.items;
+        // Released before it was reserved (the saga gave up on this step): reserve nothing.
+        if ((await tx.query('SELECT 1 FROM inventory.voids WHERE order_id = $1', [orderId])).rowCount) throw new OutOfStock([]);
         const short: string[] = [];
         for (const line of lines) {
           const updated = await tx.query('UPDATE inventory.stock SET available = available - $2 WHERE sku = $1 AND available >= $2', [line.sku, line.quantity]);
@@ -60,12 +64,19 @@ export class InventoryHandler {
   async release(cmd: Envelope<DataOf<'inventory.release'>>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     const released = await withTransaction(this.db, async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`inventory:${orderId}`]); // waits for a reservation in flight
       const freed = await tx.query<{ items: Line[] }>(
         'UPDATE inventory.reservations SET released_at = now() WHERE order_id = $1 AND released_at IS NULL RETURNING items',
         [orderId],
       );
       const items = freed.rows[0]?.items;
-      if (!items) return (await this.reservation(tx, orderId))?.items ?? []; // released before, or never reserved
+      if (!items) {
+        const earlier = await this.reservation(tx, orderId);
+        if (earlier) return earlier.items; // released before
+        // Never reserved: nothing to give back, and a reservation that comes later must take nothing.
+        await tx.query('INSERT INTO inventory.voids (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING', [orderId]);
+        return [];
+      }
       for (const line of items) {
         await tx.query('UPDATE inventory.stock SET available = available + $2 WHERE sku = $1', [line.sku, line.quantity]);
       }

@@ -1,8 +1,10 @@
 // Payments: capture and refund, idempotent per order. The database holds one capture per
 // order and refunds only of what was captured; a repeated command answers with the result
-// already recorded instead of acting again.
+// already recorded instead of acting again. A capture and a refund of one order never run
+// at once (a per-order lock held across the provider call), and a refund that finds no
+// capture voids the order, so a capture arriving after it is declined, not charged.
 import { inject, injectable } from 'tsyringe';
-import { withTransaction, query, type Pool } from '../../shared/db';
+import { withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import type { DataOf, Envelope } from '../../shared/events';
 import type { Handler, HandlerResult } from '../../shared/messaging/consumer';
@@ -14,6 +16,10 @@ interface CaptureRow {
   amount: string;
   currency: string;
 }
+
+type Recorded = { captured: CaptureRow } | { declined: string };
+
+const lockOrder = (tx: PoolClient, orderId: string) => tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`payments:${orderId}`]);
 
 @injectable()
 export class PaymentsHandler {
@@ -29,32 +35,32 @@ export class PaymentsHandler {
 
   async capture(cmd: Envelope<DataOf<'payments.capture'>>): Promise<HandlerResult> {
     const { orderId, amount, currency, paymentToken } = cmd.data;
-    const earlier = await this.recorded(orderId);
-    if (earlier) return { publish: [this.resultOf(cmd, earlier)] };
-
-    const charge = await this.provider.charge(orderId, paymentToken, amount, currency);
-    if (charge.outcome === 'declined') {
-      await query(this.db, 'INSERT INTO payments.declines (order_id, reason) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING', [orderId, charge.reason]);
-    } else {
-      await query(
-        this.db,
-        `INSERT INTO payments.captures (order_id, payment_id, amount, currency) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (order_id) DO NOTHING`,
-        [orderId, charge.paymentId, amount, currency],
-      );
-    }
-    // Whatever a concurrent duplicate recorded first is the answer.
-    const recorded = await this.recorded(orderId);
-    if (!recorded) throw new Error(`payment of ${orderId} was not recorded`);
+    const recorded = await withTransaction(this.db, async (tx): Promise<Recorded> => {
+      await lockOrder(tx, orderId);
+      const earlier = await this.recorded(tx, orderId);
+      if (earlier) return earlier;
+      const charge = await this.provider.charge(orderId, paymentToken, amount, currency);
+      if (charge.outcome === 'declined') {
+        await tx.query('INSERT INTO payments.declines (order_id, reason) VALUES ($1, $2)', [orderId, charge.reason]);
+        return { declined: charge.reason };
+      }
+      await tx.query('INSERT INTO payments.captures (order_id, payment_id, amount, currency) VALUES ($1, $2, $3, $4)', [orderId, charge.paymentId, amount, currency]);
+      return { captured: { payment_id: charge.paymentId, amount: amount.toFixed(2), currency } };
+    });
     return { publish: [this.resultOf(cmd, recorded)] };
   }
 
   async refund(cmd: Envelope<DataOf<'payments.refund'>>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     const refunded = await withTransaction(this.db, async (tx) => {
-      const capture = await tx.query<CaptureRow>('SELECT payment_id, amount, currency FROM payments.captures WHERE order_id = $1 FOR UPDATE', [orderId]);
+      await lockOrder(tx, orderId);
+      const capture = await tx.query<CaptureRow>('SELECT payment_id, amount, currency FROM payments.captures WHERE order_id = $1', [orderId]);
       const row = capture.rows[0];
-      if (!row) return undefined; // never captured: nothing to refund, nothing changes
+      if (!row) {
+        // Never captured: nothing to refund, and a capture that comes later must not charge.
+        await tx.query('INSERT INTO payments.voids (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING', [orderId]);
+        return undefined;
+      }
       await tx.query('INSERT INTO payments.refunds (order_id, amount) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING', [orderId, row.amount]);
       return row;
     });
@@ -66,14 +72,16 @@ export class PaymentsHandler {
     return { publish: [event] };
   }
 
-  private async recorded(orderId: string): Promise<{ captured: CaptureRow } | { declined: string } | undefined> {
-    const [captured] = await query<CaptureRow>(this.db, 'SELECT payment_id, amount, currency FROM payments.captures WHERE order_id = $1', [orderId]);
-    if (captured) return { captured };
-    const [declined] = await query<{ reason: string }>(this.db, 'SELECT reason FROM payments.declines WHERE order_id = $1', [orderId]);
-    return declined ? { declined: declined.reason } : undefined;
+  private async recorded(tx: PoolClient, orderId: string): Promise<Recorded | undefined> {
+    const captured = await tx.query<CaptureRow>('SELECT payment_id, amount, currency FROM payments.captures WHERE order_id = $1', [orderId]);
+    if (captured.rows[0]) return { captured: captured.rows[0] };
+    const declined = await tx.query<{ reason: string }>('SELECT reason FROM payments.declines WHERE order_id = $1', [orderId]);
+    if (declined.rows[0]) return { declined: declined.rows[0].reason };
+    const voided = await tx.query('SELECT 1 FROM payments.voids WHERE order_id = $1', [orderId]);
+    return voided.rowCount ? { declined: 'order_voided' } : undefined;
   }
 
-  private resultOf(cmd: Envelope<DataOf<'payments.capture'>>, recorded: { captured: CaptureRow } | { declined: string }): Envelope {
+  private resultOf(cmd: Envelope<DataOf<'payments.capture'>>, recorded: Recorded): Envelope {
     const { orderId } = cmd.data;
     if ('declined' in recorded) {
       return newEnvelope('payment.declined', { orderId, reason: recorded.declined }, causedBy(cmd, orderId, 1));

@@ -1,12 +1,16 @@
 // Shipping: schedule and cancel shipments, one per order. Scheduling fails for a country
 // without a carrier; a repeated command answers with the shipment already recorded.
+// Schedule and cancel of one order are serialised by a per-order lock; a cancel that finds
+// no shipment voids the order, so a schedule arriving after it ships nothing.
 import { inject, injectable } from 'tsyringe';
-import { query, type Pool } from '../../shared/db';
+import { withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import type { DataOf, Envelope } from '../../shared/events';
 import type { Handler, HandlerResult } from '../../shared/messaging/consumer';
 import { causedBy, newEnvelope } from '../../shared/messaging/envelope';
 import type { CarrierDirectory } from './carriers';
+
+const lockOrder = (tx: PoolClient, orderId: string) => tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`shipping:${orderId}`]);
 
 @injectable()
 export class ShippingHandler {
@@ -23,17 +27,20 @@ export class ShippingHandler {
   async schedule(cmd: Envelope<DataOf<'shipping.schedule'>>): Promise<HandlerResult> {
     const { orderId, address } = cmd.data;
     const carrier = this.carriers.carrierFor(address.country);
-    if (!carrier) {
+    const shipment = await withTransaction(this.db, async (tx) => {
+      await lockOrder(tx, orderId);
+      if (!carrier || (await tx.query('SELECT 1 FROM shipping.voids WHERE order_id = $1', [orderId])).rowCount) return undefined;
+      await tx.query(
+        `INSERT INTO shipping.shipments (order_id, shipment_id, carrier, country, city, status) VALUES ($1, $2, $3, $4, $5, 'scheduled')
+         ON CONFLICT (order_id) DO NOTHING`,
+        [orderId, `shp_${orderId}`, carrier, address.country, address.city],
+      );
+      const r = await tx.query<{ shipment_id: string; carrier: string }>('SELECT shipment_id, carrier FROM shipping.shipments WHERE order_id = $1', [orderId]);
+      return r.rows[0];
+    });
+    if (!shipment) {
       return { publish: [newEnvelope('shipping.failed', { orderId, reason: 'shipping_unavailable' }, causedBy(cmd, orderId, 1))] };
     }
-    await query(
-      this.db,
-      `INSERT INTO shipping.shipments (order_id, shipment_id, carrier, country, city, status) VALUES ($1, $2, $3, $4, $5, 'scheduled')
-       ON CONFLICT (order_id) DO NOTHING`,
-      [orderId, `shp_${orderId}`, carrier, address.country, address.city],
-    );
-    const [shipment] = await query<{ shipment_id: string; carrier: string }>(this.db, 'SELECT shipment_id, carrier FROM shipping.shipments WHERE order_id = $1', [orderId]);
-    if (!shipment) throw new Error(`shipment of ${orderId} was not recorded`);
     return {
       publish: [newEnvelope('shipping.scheduled', { orderId, shipmentId: shipment.shipment_id, carrier: shipment.carrier }, causedBy(cmd, orderId, 1))],
     };
@@ -41,8 +48,13 @@ export class ShippingHandler {
 
   async cancel(cmd: Envelope<DataOf<'shipping.cancel'>>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
-    // Cancelling a shipment that was never scheduled (or already cancelled) changes nothing.
-    await query(this.db, `UPDATE shipping.shipments SET status = 'cancelled', cancelled_at = now() WHERE order_id = $1 AND status = 'scheduled'`, [orderId]);
+    await withTransaction(this.db, async (tx) => {
+      await lockOrder(tx, orderId);
+      const cancelled = await tx.query(`UPDATE shipping.shipments SET status = 'cancelled', cancelled_at = now() WHERE order_id = $1 AND status = 'scheduled'`, [orderId]);
+      const exists = cancelled.rowCount || (await tx.query('SELECT 1 FROM shipping.shipments WHERE order_id = $1', [orderId])).rowCount;
+      // Never scheduled: nothing to cancel, and a schedule that comes later must ship nothing.
+      if (!exists) await tx.query('INSERT INTO shipping.voids (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING', [orderId]);
+    });
     return { publish: [newEnvelope('shipping.cancelled', { orderId }, causedBy(cmd, orderId, 2))] };
   }
 }
