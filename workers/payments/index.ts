@@ -9,7 +9,8 @@ import { paymentsTopology } from './topology';
 export const paymentsWorker: WorkerDefinition = {
   name: 'payments',
   topology: paymentsTopology,
-  register: (c) => void c.register(TOKENS.PaymentProvider, { useClass: SimulatedPaymentProvider }),
+  register: (c) => void c.registerSingleton(TOKENS.PaymentProvider, SimulatedPaymentProvider),
+  close: (c) => c.resolve<SimulatedPaymentProvider>(TOKENS.PaymentProvider).close(),
   consumers: (c, topology) => [{ queue: topology.queues[0]!, handlers: c.resolve(PaymentsHandler).handlers }],
 };
 

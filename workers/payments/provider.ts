@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inject, injectable } from 'tsyringe';
 import type { Config } from '../../shared/config';
-import { query, type Pool } from '../../shared/db';
+import { createPool, query, type Pool } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import { TransientError } from '../../shared/errors';
 
@@ -16,16 +16,23 @@ export interface PaymentProvider {
 
 export const TEST_TOKENS = { ok: 'tok_ok', decline: 'tok_decline', flaky: 'tok_flaky' } as const;
 
-/** tok_ok approves; tok_decline declines; tok_flaky is unavailable for the first two calls per order. */
+/**
+ * tok_ok approves; tok_decline declines; tok_flaky is unavailable for the first two calls per
+ * order. It keeps its call log in the database through a pool of its own: it stands for an
+ * external service, and the handler holds a transaction of the worker's pool while it calls.
+ */
 @injectable()
 export class SimulatedPaymentProvider implements PaymentProvider {
   private readonly latencyMs: number;
+  private readonly db: Pool;
 
-  constructor(
-    @inject(TOKENS.Db) private readonly db: Pool,
-    @inject(TOKENS.Config) config: Pick<Config, 'paymentProviderLatencyMs'>,
-  ) {
+  constructor(@inject(TOKENS.Config) config: Pick<Config, 'paymentProviderLatencyMs' | 'databaseUrl'>) {
     this.latencyMs = config.paymentProviderLatencyMs;
+    this.db = createPool(config.databaseUrl, 'payment-provider', 10);
+  }
+
+  async close(): Promise<void> {
+    await this.db.end();
   }
 
   async charge(orderId: string, token: string, _amount: number, _currency: string): Promise<ChargeResult> {
