@@ -162,7 +162,9 @@ describe('orderFulfillment saga (time-skipping server, mocked activities)', func
     expect(result).to.deep.include({ outcome: 'fulfilled', compensationsRun: [] });
   });
 
-  it('compensates instead of hanging when a step waits longer than its timeout (a day, skipped)', async () => {
+  it('compensates instead of hanging when a step waits longer than its timeout (a day, skipped)', async function () {
+    // About 90 s: after the clock jump the test server takes that long to re-dispatch the workflow task.
+    this.timeout(300_000);
     // A server of its own: activities left waiting by other tests would hold its clock.
     const own = await TestWorkflowEnvironment.createTimeSkipping({ server: timeSkippingServer() });
     const calls: string[] = [];
