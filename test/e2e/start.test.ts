@@ -17,6 +17,7 @@ describe('npm start', function () {
   let fleet: TestFleet;
   let start: Child | undefined;
   let api = '';
+  let env: Record<string, string> = {};
 
   before(async () => {
     fleet = await TestFleet.create();
@@ -24,12 +25,8 @@ describe('npm start', function () {
     const httpPort = await freePort();
     const temporalPort = await freePort();
     api = `http://127.0.0.1:${httpPort}`;
-    start = runTs('scripts/start.ts', [], {
-      BUS_NAMESPACE: fleet.namespace,
-      HTTP_PORT: String(httpPort),
-      TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
-      LOG_LEVEL: 'info',
-    });
+    env = { BUS_NAMESPACE: fleet.namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}` };
+    start = runTs('scripts/start.ts', [], { ...env, LOG_LEVEL: 'info' });
     await start.waitFor(/Temporal dev server started/, 60_000);
     await start.waitFor(/\[order-api\].*order-api listening/, 120_000);
     await start.waitFor(/\[temporal-worker\].*temporal worker started/, 120_000);
@@ -57,6 +54,16 @@ describe('npm start', function () {
       return r.status === 'fulfilled' ? r : undefined;
     }, { timeoutMs: 60_000, what: 'the order to be fulfilled' });
     expect(order.history.map((h) => h.eventType)).to.deep.equal(['order.placed', 'order.fulfilled']);
+  });
+
+  it('`npm run demo` takes every trigger and a customer cancellation to the expected outcome', async () => {
+    const demo = runTs('scripts/demo.ts', [], env);
+    const { code } = await demo.exited(120_000);
+    const out = demo.output.join('\n');
+    expect(code).to.equal(0, out);
+    for (const scenario of ['tok_ok', 'tok_flaky', 'tok_decline', 'PROD-OOS', 'country XX', 'customer cancel']) expect(out).to.include(scenario);
+    expect(out).to.match(/country XX +ord_\w+ +cancelled: shipping_unavailable +cancelled: shipping_unavailable +yes +releaseStock, refundPayment/);
+    expect(out).to.include('/namespaces/default/workflows/order-ord_');
   });
 
   it('restarts a process that dies', async () => {

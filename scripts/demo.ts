@@ -1,0 +1,74 @@
+// npm run demo: against the running fleet (npm start), places one order per test trigger
+// of DESIGN.md plus a customer cancellation, and prints a table of outcomes with each
+// workflow's Web UI link. Exits 1 if an order ended other than expected.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { getConfig } from '../shared/config';
+import { SAGA, workflowIdOf, type SagaStatus } from '../shared/saga';
+import { connectTemporal } from '../shared/temporal/client';
+import { runCli } from './cli';
+
+interface Scenario {
+  name: string;
+  expected: string;
+  order: Record<string, unknown>;
+  cancel?: boolean;
+}
+
+const base = { customerId: 'demo', currency: 'EUR', items: [{ sku: 'PROD-001', quantity: 2, unitPrice: 12.5 }], shippingAddress: { city: 'Berlin', country: 'DE' }, paymentMethod: { token: 'tok_ok' } };
+
+const SCENARIOS: Scenario[] = [
+  { name: 'tok_ok', expected: 'fulfilled', order: base },
+  { name: 'tok_flaky', expected: 'fulfilled', order: { ...base, paymentMethod: { token: 'tok_flaky' } } },
+  { name: 'tok_decline', expected: 'cancelled: payment_declined', order: { ...base, paymentMethod: { token: 'tok_decline' } } },
+  { name: 'PROD-OOS', expected: 'cancelled: out_of_stock', order: { ...base, items: [{ sku: 'PROD-OOS', quantity: 1, unitPrice: 5 }] } },
+  { name: 'country XX', expected: 'cancelled: shipping_unavailable', order: { ...base, shippingAddress: { city: 'Nowhere', country: 'XX' } } },
+  // tok_flaky keeps the saga in its payment step for a moment, so the cancellation lands before shipping.
+  { name: 'customer cancel', expected: 'cancelled: customer_cancelled', order: { ...base, paymentMethod: { token: 'tok_flaky' } }, cancel: true },
+];
+
+runCli('demo', async () => {
+  const config = getConfig();
+  const api = `http://localhost:${config.httpPort}`;
+  const uiPort = Number(config.temporalAddress.split(':').pop()) === 7233 ? 8233 : Number(config.temporalAddress.split(':').pop()) + 1000;
+  try {
+    await fetch(`${api}/healthz`);
+  } catch {
+    throw new Error(`order-api does not answer at ${api}: start the fleet with \`npm start\` first`);
+  }
+  const temporal = await connectTemporal(config);
+  try {
+    const placed = await Promise.all(
+      SCENARIOS.map(async (s) => {
+        const started = Date.now();
+        const res = await fetch(`${api}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(s.order) });
+        if (res.status !== 202) throw new Error(`${s.name}: POST /orders answered ${res.status}: ${await res.text()}`);
+        const { orderId } = (await res.json()) as { orderId: string };
+        if (s.cancel) await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST' });
+        return { s, orderId, started };
+      }),
+    );
+    const rows = await Promise.all(
+      placed.map(async ({ s, orderId, started }) => {
+        for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
+          const order = (await (await fetch(`${api}/orders/${orderId}`)).json()) as { status?: string; cancellationReason?: string };
+          if (order.status === 'fulfilled' || order.status === 'cancelled') {
+            const status = await temporal.workflow.getHandle(workflowIdOf(orderId)).query<SagaStatus>(SAGA.statusQuery);
+            const actual = order.status === 'fulfilled' ? 'fulfilled' : `cancelled: ${order.cancellationReason ?? '?'}`;
+            return { ...s, orderId, actual, compensations: status.compensationsRun.join(', ') || '-', seconds: ((Date.now() - started) / 1000).toFixed(1) };
+          }
+        }
+        return { ...s, orderId, actual: 'not final after 60 s', compensations: '?', seconds: '>60' };
+      }),
+    );
+    const header = ['scenario', 'order id', 'expected', 'actual', 'ok', 'compensations', 'time (s)', 'Web UI'];
+    const table = rows.map((r) => [r.name, r.orderId, r.expected, r.actual, r.actual === r.expected ? 'yes' : 'NO', r.compensations, r.seconds, `http://localhost:${uiPort}/namespaces/${config.temporalNamespace}/workflows/${workflowIdOf(r.orderId)}`]);
+    const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] ?? '').length)));
+    const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+    console.log(line(header));
+    console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+    for (const row of table) console.log(line(row));
+    return rows.every((r) => r.actual === r.expected) ? 0 : 1;
+  } finally {
+    await temporal.connection.close();
+  }
+});
