@@ -2,24 +2,14 @@
 import { createPool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
 import { runProcess } from '../../shared/di/process';
-import { AmqpConnection } from '../../shared/messaging/connection';
-import { Publisher } from '../../shared/messaging/publisher';
-import { coreExchanges, declareTopology } from '../../shared/messaging/topology';
+import { connectPublisher } from '../../shared/messaging/publisher';
 import { MessageValidator } from '../../shared/messaging/validator';
 import { OutboxRelay } from './outbox';
 
 runProcess('outbox-relay', async ({ config, logger }) => {
   await migrate(config.databaseUrl, logger);
   const db = createPool(config.databaseUrl, 'outbox-relay', 4);
-  const amqp = new AmqpConnection({ url: config.amqpUrl, name: 'outbox-relay', logger });
-  await amqp.start();
-  await amqp.addSetup(async (model) => {
-    const channel = await model.createChannel();
-    await declareTopology(channel, { exchanges: coreExchanges(config.busNamespace), queues: [] });
-    await channel.close();
-  });
-  const publisher = new Publisher(amqp, new MessageValidator(), { namespace: config.busNamespace, logger });
-  await publisher.start();
+  const { connection: amqp, publisher } = await connectPublisher(config, 'outbox-relay', new MessageValidator(), logger);
   const relay = new OutboxRelay(db, publisher, { logger });
   await relay.start();
   logger.info('outbox relay started');

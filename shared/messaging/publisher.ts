@@ -6,9 +6,9 @@ import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { ChannelClosedError, errorMessage, PermanentError, PublishNackedError, PublishTimeoutError, UnroutableError } from '../errors';
 import type { Envelope } from '../events';
 import { silentLogger, type Logger } from '../observability/logger';
-import type { AmqpConnection } from './connection';
+import { AmqpConnection as AmqpConnectionClass, type AmqpConnection } from './connection';
 import { HEADERS } from './headers';
-import { inNamespace } from './topology';
+import { coreExchanges, declareTopology, inNamespace } from './topology';
 import type { MessageValidator } from './validator';
 
 export interface PublisherOptions {
@@ -223,4 +223,26 @@ export class Publisher {
   get unconfirmed(): number {
     return this.inFlight;
   }
+}
+
+/**
+ * A connection and publisher for a process that only publishes (the relay, the Temporal
+ * worker): the core exchanges of its namespace are declared after every (re)connect.
+ */
+export async function connectPublisher(
+  config: { amqpUrl: string; busNamespace: string },
+  name: string,
+  validator: MessageValidator,
+  logger: Logger,
+): Promise<{ connection: AmqpConnection; publisher: Publisher }> {
+  const connection = new AmqpConnectionClass({ url: config.amqpUrl, name, logger });
+  await connection.start();
+  await connection.addSetup(async (model) => {
+    const channel = await model.createChannel();
+    await declareTopology(channel, { exchanges: coreExchanges(config.busNamespace), queues: [] });
+    await channel.close();
+  });
+  const publisher = new Publisher(connection, validator, { namespace: config.busNamespace, logger });
+  await publisher.start();
+  return { connection, publisher };
 }

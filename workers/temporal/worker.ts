@@ -6,9 +6,7 @@ import type { Config } from '../../shared/config';
 import { createPool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
 import { runProcess } from '../../shared/di/process';
-import { AmqpConnection } from '../../shared/messaging/connection';
-import { Publisher } from '../../shared/messaging/publisher';
-import { coreExchanges, declareTopology } from '../../shared/messaging/topology';
+import { connectPublisher } from '../../shared/messaging/publisher';
 import { MessageValidator } from '../../shared/messaging/validator';
 import type { Logger } from '../../shared/observability/logger';
 import { SAGA } from '../../shared/saga';
@@ -16,15 +14,7 @@ import { SAGA } from '../../shared/saga';
 export async function startSagaWorker(config: Config, logger: Logger): Promise<{ stop(): Promise<void> }> {
   await migrate(config.databaseUrl, logger);
   const db = createPool(config.databaseUrl, 'temporal-worker');
-  const amqp = new AmqpConnection({ url: config.amqpUrl, name: 'temporal-worker', logger });
-  await amqp.start();
-  await amqp.addSetup(async (model) => {
-    const channel = await model.createChannel();
-    await declareTopology(channel, { exchanges: coreExchanges(config.busNamespace), queues: [] });
-    await channel.close();
-  });
-  const publisher = new Publisher(amqp, new MessageValidator(), { namespace: config.busNamespace, logger });
-  await publisher.start();
+  const { connection: amqp, publisher } = await connectPublisher(config, 'temporal-worker', new MessageValidator(), logger);
 
   const workflowBundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
