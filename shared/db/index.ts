@@ -60,3 +60,11 @@ export async function query<R extends QueryResultRow>(pool: Pool, text: string, 
     throw classifyDbError(err);
   }
 }
+
+/**
+ * Holds a lock on a key (e.g. "payments:<orderId>") until the transaction ends: how a
+ * worker serialises the work on one order across its replicas.
+ */
+export async function lockKey(tx: PoolClient, key: string): Promise<void> {
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+}

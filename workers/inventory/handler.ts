@@ -4,7 +4,7 @@
 // Reserve and release of one order are serialised by a per-order lock; a release that finds
 // no reservation voids the order, so a reservation arriving after it takes nothing.
 import { inject, injectable } from 'tsyringe';
-import { withTransaction, type Pool, type PoolClient } from '../../shared/db';
+import { lockKey, withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import type { DataOf, Envelope } from '../../shared/events';
 import type { Handler, HandlerResult } from '../../shared/messaging/consumer';
@@ -40,7 +40,7 @@ export class InventoryHandler {
     try {
       const reserved = await withTransaction(this.db, async (tx) => {
         // The order's lock: a concurrent duplicate waits here, then finds the reservation.
-        await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`inventory:${orderId}`]);
+        await lockKey(tx, `inventory:${orderId}`);
         const existing = await this.reservation(tx, orderId);
         if (existing) return existing.items;
         // Released before it was reserved (the saga gave up on this step): reserve nothing.
@@ -64,7 +64,7 @@ export class InventoryHandler {
   async release(cmd: Envelope<DataOf<'inventory.release'>>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     const released = await withTransaction(this.db, async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`inventory:${orderId}`]); // waits for a reservation in flight
+      await lockKey(tx, `inventory:${orderId}`); // waits for a reservation in flight
       const freed = await tx.query<{ items: Line[] }>(
         'UPDATE inventory.reservations SET released_at = now() WHERE order_id = $1 AND released_at IS NULL RETURNING items',
         [orderId],

@@ -2,7 +2,7 @@
 // in aggregateVersion order: a stale or repeated event is ignored, one that arrives ahead
 // of its turn waits in pending_events until the gap before it is filled.
 import { inject, injectable } from 'tsyringe';
-import { withTransaction, type Pool, type PoolClient } from '../../shared/db';
+import { lockKey, withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import type { DataOf, Envelope } from '../../shared/events';
 import type { Handler } from '../../shared/messaging/consumer';
@@ -22,7 +22,7 @@ export class OrderProjection {
   async apply(event: Envelope): Promise<ApplyOutcome> {
     const orderId = event.aggregateId;
     return withTransaction(this.db, async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`read_model:${orderId}`]);
+      await lockKey(tx, `read_model:${orderId}`);
       const current = await this.version(tx, orderId);
       if (event.aggregateVersion <= current) return 'stale';
       if (event.aggregateVersion > current + 1) {

@@ -4,7 +4,7 @@
 // at once (a per-order lock held across the provider call), and a refund that finds no
 // capture voids the order, so a capture arriving after it is declined, not charged.
 import { inject, injectable } from 'tsyringe';
-import { withTransaction, type Pool, type PoolClient } from '../../shared/db';
+import { lockKey, withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import type { DataOf, Envelope } from '../../shared/events';
 import type { Handler, HandlerResult } from '../../shared/messaging/consumer';
@@ -18,8 +18,6 @@ interface CaptureRow {
 }
 
 type Recorded = { captured: CaptureRow } | { declined: string };
-
-const lockOrder = (tx: PoolClient, orderId: string) => tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`payments:${orderId}`]);
 
 @injectable()
 export class PaymentsHandler {
@@ -36,7 +34,7 @@ export class PaymentsHandler {
   async capture(cmd: Envelope<DataOf<'payments.capture'>>): Promise<HandlerResult> {
     const { orderId, amount, currency, paymentToken } = cmd.data;
     const recorded = await withTransaction(this.db, async (tx): Promise<Recorded> => {
-      await lockOrder(tx, orderId);
+      await lockKey(tx, `payments:${orderId}`);
       const earlier = await this.recorded(tx, orderId);
       if (earlier) return earlier;
       const charge = await this.provider.charge(orderId, paymentToken, amount, currency);
@@ -53,7 +51,7 @@ export class PaymentsHandler {
   async refund(cmd: Envelope<DataOf<'payments.refund'>>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     const refunded = await withTransaction(this.db, async (tx) => {
-      await lockOrder(tx, orderId);
+      await lockKey(tx, `payments:${orderId}`);
       const capture = await tx.query<CaptureRow>('SELECT payment_id, amount, currency FROM payments.captures WHERE order_id = $1', [orderId]);
       const row = capture.rows[0];
       if (!row) {

@@ -3,14 +3,12 @@
 // Schedule and cancel of one order are serialised by a per-order lock; a cancel that finds
 // no shipment voids the order, so a schedule arriving after it ships nothing.
 import { inject, injectable } from 'tsyringe';
-import { withTransaction, type Pool, type PoolClient } from '../../shared/db';
+import { lockKey, withTransaction, type Pool } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import type { DataOf, Envelope } from '../../shared/events';
 import type { Handler, HandlerResult } from '../../shared/messaging/consumer';
 import { causedBy, newEnvelope } from '../../shared/messaging/envelope';
 import type { CarrierDirectory } from './carriers';
-
-const lockOrder = (tx: PoolClient, orderId: string) => tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`shipping:${orderId}`]);
 
 @injectable()
 export class ShippingHandler {
@@ -28,7 +26,7 @@ export class ShippingHandler {
     const { orderId, address } = cmd.data;
     const carrier = this.carriers.carrierFor(address.country);
     const shipment = await withTransaction(this.db, async (tx) => {
-      await lockOrder(tx, orderId);
+      await lockKey(tx, `shipping:${orderId}`);
       if (!carrier || (await tx.query('SELECT 1 FROM shipping.voids WHERE order_id = $1', [orderId])).rowCount) return undefined;
       await tx.query(
         `INSERT INTO shipping.shipments (order_id, shipment_id, carrier, country, city, status) VALUES ($1, $2, $3, $4, $5, 'scheduled')
@@ -49,7 +47,7 @@ export class ShippingHandler {
   async cancel(cmd: Envelope<DataOf<'shipping.cancel'>>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     await withTransaction(this.db, async (tx) => {
-      await lockOrder(tx, orderId);
+      await lockKey(tx, `shipping:${orderId}`);
       const cancelled = await tx.query(`UPDATE shipping.shipments SET status = 'cancelled', cancelled_at = now() WHERE order_id = $1 AND status = 'scheduled'`, [orderId]);
       const exists = cancelled.rowCount || (await tx.query('SELECT 1 FROM shipping.shipments WHERE order_id = $1', [orderId])).rowCount;
       // Never scheduled: nothing to cancel, and a schedule that comes later must ship nothing.
