@@ -12,21 +12,9 @@ import { errorMessage } from '../shared/errors';
 import { SAGA } from '../shared/saga';
 import { findTemporalCli } from '../shared/temporal/binaries';
 import { runCli } from './cli';
+import { FLEET } from './fleet';
 
 const ROOT = resolve(__dirname, '..');
-
-/** Every process of the fleet: name and entry file. */
-export const FLEET: ReadonlyArray<readonly [name: string, file: string]> = [
-  ['payments', 'workers/payments/index.ts'],
-  ['inventory', 'workers/inventory/index.ts'],
-  ['shipping', 'workers/shipping/index.ts'],
-  ['notifications', 'workers/notifications/index.ts'],
-  ['order-projection', 'workers/order-projection/index.ts'],
-  ['temporal-worker', 'workers/temporal/worker.ts'],
-  ['saga-bridge', 'workers/temporal/bridge-process.ts'],
-  ['outbox-relay', 'services/order-api/relay.ts'],
-  ['order-api', 'services/order-api/index.ts'],
-];
 
 function hostPort(url: string, defaultPort: number): { host: string; port: number } {
   const u = new URL(url);

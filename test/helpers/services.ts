@@ -59,3 +59,15 @@ export class PrivateRedis {
     await exited;
   }
 }
+
+/** The RabbitMQ management HTTP API of the local broker, as its administrator (guest). */
+export async function brokerApi(method: 'GET' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`http://127.0.0.1:15672/api${path}`, {
+    method,
+    headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  const text = await res.text();
+  return text ? (JSON.parse(text) as unknown) : undefined;
+}
