@@ -57,6 +57,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Reject unknown fields and wrong types instead of silently fixing them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, multipleOfPrecision: 9 } },
   });
+  app.removeContentTypeParser('text/plain'); // JSON only: any other media type is a 415
 
   const registry = new Registry();
   const requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [registry] });

@@ -1,6 +1,16 @@
-// `npm start` as a user runs it: the fleet and its own Temporal dev server, an order over
-// HTTP to its final state, a dead process restarted, and Ctrl-C stopping everything.
+// `npm start` as a user runs it: the fleet and its own Temporal dev server; orders over
+// HTTP to their final states, idempotent retries, cancellation, bad input, a relay killed
+// between publish and mark, the Temporal Web UI in headless Chromium, the demo, a dead
+// process restarted, and Ctrl-C stopping everything.
+import { mkdirSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Client } from '@temporalio/client';
 import { expect } from 'chai';
+import { chromium } from 'playwright-core';
+import { getConfig } from '../../shared/config';
+import { createPool, type Pool } from '../../shared/db';
+import { workflowIdOf } from '../../shared/saga';
+import { connectTemporal } from '../../shared/temporal/client';
 import { inventoryTopology } from '../../workers/inventory/topology';
 import { notificationsTopology } from '../../workers/notifications/topology';
 import { projectionTopology } from '../../workers/order-projection/topology';
@@ -8,16 +18,62 @@ import { paymentsTopology } from '../../workers/payments/topology';
 import { shippingTopology } from '../../workers/shipping/topology';
 import { sagaBridgeTopology } from '../../workers/temporal/topology';
 import { TestFleet } from '../helpers/fleet';
-import { runTs, type Child } from '../helpers/processes';
+import { malformedOrders, VALID_ORDER } from '../helpers/orders';
+import { ROOT, runTs, type Child } from '../helpers/processes';
 import { freePort } from '../helpers/services';
 import { eventually } from '../helpers/wait';
+
+interface ReadModel {
+  orderId: string;
+  status: string;
+  cancellationReason?: string;
+  customerId: string;
+  totalAmount: number;
+  history: Array<{ eventType: string; occurredAt: string }>;
+}
+
+const ARTIFACTS = resolve(ROOT, 'test-artifacts');
+const isFinal = (o: ReadModel): boolean => o.status === 'fulfilled' || o.status === 'cancelled';
 
 describe('npm start', function () {
   this.timeout(240_000);
   let fleet: TestFleet;
   let start: Child | undefined;
   let api = '';
+  let webUi = '';
   let env: Record<string, string> = {};
+  let db: Pool;
+  let temporal: Client;
+  let fulfilledOrder = '';
+
+  const send = (method: string, path: string, contentType: string, body: string | Buffer): Promise<Response> => fetch(`${api}${path}`, { method, headers: { 'content-type': contentType }, body });
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
+    fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const placeOrder = async (order: unknown, headers: Record<string, string> = {}): Promise<string> => {
+    const res = await post('/orders', order, headers);
+    expect(res.status).to.equal(202, await res.clone().text());
+    expect(res.headers.get('location')).to.match(/^\/orders\/ord_/);
+    return ((await res.json()) as { orderId: string }).orderId;
+  };
+  const getOrder = async (orderId: string): Promise<ReadModel | undefined> => {
+    const res = await fetch(`${api}/orders/${orderId}`);
+    return res.status === 200 ? ((await res.json()) as ReadModel) : undefined;
+  };
+  const finalOrder = (orderId: string): Promise<ReadModel> =>
+    eventually(async () => {
+      const order = await getOrder(orderId);
+      return order && isFinal(order) ? order : undefined;
+    }, { timeoutMs: 60_000, what: `order ${orderId} to reach a final state` });
+  /** The workflow runs Temporal knows for an order, found by its OrderId search attribute. */
+  const workflowRuns = async (orderId: string): Promise<string[]> => {
+    const runs: string[] = [];
+    for await (const wf of temporal.workflow.list({ query: `OrderId = '${orderId}'` })) runs.push(`${wf.workflowId}/${wf.runId}`);
+    return runs;
+  };
+  const pidOf = (name: string): number => {
+    const lines = start!.output.filter((l) => l.startsWith(`[start] ${name} running (pid `));
+    return Number(/pid (\d+)/.exec(lines[lines.length - 1] ?? '')?.[1]);
+  };
 
   before(async () => {
     fleet = await TestFleet.create();
@@ -25,15 +81,21 @@ describe('npm start', function () {
     const httpPort = await freePort();
     const temporalPort = await freePort();
     api = `http://127.0.0.1:${httpPort}`;
+    webUi = `http://127.0.0.1:${temporalPort + 1000}`;
     env = { BUS_NAMESPACE: fleet.namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}` };
     start = runTs('scripts/start.ts', [], { ...env, LOG_LEVEL: 'info' });
     await start.waitFor(/Temporal dev server started/, 60_000);
     await start.waitFor(/\[order-api\].*order-api listening/, 120_000);
     await start.waitFor(/\[temporal-worker\].*temporal worker started/, 120_000);
     await start.waitFor(/\[saga-bridge\].*worker started/, 120_000);
+    await start.waitFor(/\[outbox-relay\].*outbox relay started/, 120_000);
+    db = createPool(getConfig().databaseUrl, 'test-e2e');
+    temporal = await connectTemporal({ ...getConfig(), temporalAddress: env.TEMPORAL_ADDRESS! });
   });
   after(async () => {
     start?.kill('SIGKILL');
+    await temporal?.connection.close();
+    await db?.end();
     await fleet?.cleanup();
   });
 
@@ -41,19 +103,142 @@ describe('npm start', function () {
     expect(start!.output.join('\n')).to.match(/order-api: +http:\/\/localhost:\d+/).and.match(/Temporal Web UI: http:\/\/localhost:\d+/);
   });
 
-  it('takes an order placed over HTTP to fulfilled', async () => {
-    const res = await fetch(`${api}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ customerId: 'c-e2e', items: [{ sku: 'PROD-004', quantity: 1, unitPrice: 3.5 }], currency: 'EUR', shippingAddress: { city: 'Lyon', country: 'FR' }, paymentMethod: { token: 'tok_ok' } }),
+  it('takes one order per trigger to its outcome, and GET /orders/:orderId shows its history', async () => {
+    const base = { ...VALID_ORDER, customerId: 'c-e2e-triggers' };
+    const cases: Array<[trigger: string, order: object, status: string, reason?: string]> = [
+      ['tok_ok', base, 'fulfilled'],
+      ['tok_flaky', { ...base, paymentMethod: { token: 'tok_flaky' } }, 'fulfilled'],
+      ['tok_decline', { ...base, paymentMethod: { token: 'tok_decline' } }, 'cancelled', 'payment_declined'],
+      ['PROD-OOS', { ...base, items: [{ sku: 'PROD-OOS', quantity: 1, unitPrice: 5 }] }, 'cancelled', 'out_of_stock'],
+      ['country XX', { ...base, shippingAddress: { city: 'Nowhere', country: 'XX' } }, 'cancelled', 'shipping_unavailable'],
+    ];
+    const ids = await Promise.all(cases.map(([, order]) => placeOrder(order)));
+    const orders = await Promise.all(ids.map(finalOrder));
+    cases.forEach(([trigger, , status, reason], i) => {
+      const order = orders[i]!;
+      expect({ status: order.status, reason: order.cancellationReason }, trigger).to.deep.equal({ status, reason });
+      expect(order.customerId).to.equal('c-e2e-triggers');
+      expect(order.history.map((h) => h.eventType), trigger).to.deep.equal(['order.placed', status === 'fulfilled' ? 'order.fulfilled' : 'order.cancelled']);
+      expect(Date.parse(order.history[1]!.occurredAt)).to.be.at.least(Date.parse(order.history[0]!.occurredAt));
     });
-    expect(res.status).to.equal(202);
-    const { orderId } = (await res.json()) as { orderId: string };
-    const order = await eventually(async () => {
-      const r = (await (await fetch(`${api}/orders/${orderId}`)).json()) as { status: string; history: Array<{ eventType: string }> };
-      return r.status === 'fulfilled' ? r : undefined;
-    }, { timeoutMs: 60_000, what: 'the order to be fulfilled' });
-    expect(order.history.map((h) => h.eventType)).to.deep.equal(['order.placed', 'order.fulfilled']);
+    fulfilledOrder = ids[0]!;
+  });
+
+  it('answers the same Idempotency-Key twice with the same orderId and starts one workflow', async () => {
+    const key = `idem-${Date.now().toString(36)}`;
+    const order = { ...VALID_ORDER, customerId: 'c-e2e-idem' };
+    const first = await placeOrder(order, { 'idempotency-key': key });
+    const second = await placeOrder(order, { 'idempotency-key': key });
+    expect(second).to.equal(first);
+    expect((await finalOrder(first)).status).to.equal('fulfilled');
+    expect(await eventually(async () => ((await workflowRuns(first)).length > 0 ? workflowRuns(first) : undefined), { what: 'the workflow in visibility' })).to.deep.equal([
+      `${workflowIdOf(first)}/${(await temporal.workflow.getHandle(workflowIdOf(first)).describe()).runId}`,
+    ]);
+    const rows = await db.query("SELECT count(*)::int AS n FROM orders.outbox WHERE envelope->>'aggregateId' = $1", [first]);
+    expect(rows.rows[0]).to.deep.equal({ n: 1 });
+  });
+
+  it('cancels an order before shipping with customer_cancelled, and answers 409 once it is final', async () => {
+    // tok_flaky keeps the saga in its payment step for over a second.
+    const orderId = await placeOrder({ ...VALID_ORDER, customerId: 'c-e2e-cancel', paymentMethod: { token: 'tok_flaky' } });
+    expect((await post(`/orders/${orderId}/cancel`, {})).status).to.equal(202);
+    const order = await finalOrder(orderId);
+    expect({ status: order.status, reason: order.cancellationReason }).to.deep.equal({ status: 'cancelled', reason: 'customer_cancelled' });
+    expect((await db.query('SELECT 1 FROM shipping.shipments WHERE order_id = $1', [orderId])).rowCount).to.equal(0);
+    const again = await post(`/orders/${orderId}/cancel`, {});
+    expect(again.status).to.equal(409);
+    expect(((await post(`/orders/${fulfilledOrder}/cancel`, {})).status)).to.equal(409);
+    expect((await post('/orders/ord_unknown/cancel', {})).status).to.equal(404);
+  });
+
+  it('answers every kind of malformed request with a 4xx and a clear message, and stays up', async () => {
+    const requests: Array<[what: string, send: () => Promise<Response>, status: number]> = [
+      ...malformedOrders().map(([what, body, status]): [string, () => Promise<Response>, number] => [what, () => post('/orders', body), status]),
+      ['a body over the size limit', () => post('/orders', { ...VALID_ORDER, customerId: 'x'.repeat(2_000_000) }), 413],
+      ['a body that is not JSON', () => send('POST', '/orders', 'application/json', '{"customerId": '), 415],
+      ['invalid UTF-8', () => send('POST', '/orders', 'application/json', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d])), 415],
+      ['a form body', () => send('POST', '/orders', 'application/x-www-form-urlencoded', 'customerId=1'), 415],
+      ['a text/plain body', () => send('POST', '/orders', 'text/plain', JSON.stringify(VALID_ORDER)), 415],
+      ['a wrong method', () => send('PUT', '/orders', 'application/json', JSON.stringify(VALID_ORDER)), 404],
+    ];
+    expect(requests.length).to.be.at.least(30);
+    for (const [what, send, status] of requests) {
+      const res = await send();
+      const body = (await res.json()) as { error?: string; message?: string; details?: Array<{ field: string; message: string }> };
+      expect(res.status, what).to.equal(status);
+      expect(body.error, what).to.be.a('string');
+      if (status === 400) expect(body.details?.[0]?.message, what).to.be.a('string').and.not.equal('');
+    }
+    expect((await fetch(`${api}/healthz`)).status).to.equal(200);
+    expect(await finalOrder(await placeOrder({ ...VALID_ORDER, customerId: 'c-e2e-after-bad-input' }))).to.include({ status: 'fulfilled' });
+    expect(start!.output.filter((l) => l.startsWith('[start] order-api running'))).to.have.length(1, 'order-api never restarted');
+  });
+
+  it('completes an order once when the relay is killed between publish and mark', async () => {
+    // A trigger holds the relay's "mark sent" of this one order on an advisory lock the test
+    // owns, so the relay is killed after the broker confirmed the event and before the mark.
+    const marker = `c-e2e-relay-${Date.now().toString(36)}`;
+    const lockId = 72_0001;
+    const gate = await db.connect();
+    const fn = `orders.hold_mark_${marker.replace(/\W/g, '_')}`;
+    try {
+      await gate.query('SELECT pg_advisory_lock($1)', [lockId]);
+      await db.query(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(${lockId}); RETURN NEW; END $$`);
+      await db.query(`CREATE TRIGGER hold_mark BEFORE UPDATE ON orders.outbox FOR EACH ROW WHEN (NEW.envelope->'data'->>'customerId' = '${marker}') EXECUTE FUNCTION ${fn}()`);
+      const orderId = await placeOrder({ ...VALID_ORDER, customerId: marker });
+      expect((await finalOrder(orderId)).status).to.equal('fulfilled'); // published: the saga ran
+      const stuck = await eventually(async () => {
+        const r = await db.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'outbox-relay' AND wait_event = 'advisory'");
+        return r.rows[0]?.pid;
+      }, { what: 'the relay waiting to mark the row' });
+      const unsent = await db.query("SELECT 1 FROM orders.outbox WHERE envelope->>'aggregateId' = $1 AND sent_at IS NULL", [orderId]);
+      expect(unsent.rowCount).to.equal(1);
+
+      const relayPid = pidOf('outbox-relay');
+      process.kill(relayPid, 'SIGKILL');
+      await eventually(() => pidOf('outbox-relay') !== relayPid, { timeoutMs: 30_000, what: 'the relay to be restarted' });
+      // PostgreSQL notices the dead client only when it next talks to it; end its stalled backend now.
+      await db.query('SELECT pg_terminate_backend($1)', [stuck]);
+      await db.query('DROP TRIGGER hold_mark ON orders.outbox');
+      await eventually(async () => (await db.query("SELECT 1 FROM orders.outbox WHERE envelope->>'aggregateId' = $1 AND sent_at IS NOT NULL", [orderId])).rowCount === 1, {
+        timeoutMs: 30_000,
+        what: 'the restarted relay to publish the row again and mark it',
+      });
+
+      const order = await finalOrder(orderId);
+      expect(order.history.map((h) => h.eventType)).to.deep.equal(['order.placed', 'order.fulfilled']);
+      expect(await workflowRuns(orderId)).to.have.length(1);
+      const count = async (table: string, id: string): Promise<number> => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE order_id = $1`, [id])).rows[0]!.n;
+      for (const table of ['payments.captures', 'inventory.reservations', 'shipping.shipments']) expect(await count(table, orderId), table).to.equal(1);
+      expect(await count('notifications.notifications', orderId)).to.equal(await count('notifications.notifications', fulfilledOrder));
+    } finally {
+      await db.query('DROP TRIGGER IF EXISTS hold_mark ON orders.outbox');
+      await db.query(`DROP FUNCTION IF EXISTS ${fn}()`);
+      await gate.query('SELECT pg_advisory_unlock_all()');
+      gate.release();
+    }
+  });
+
+  it('shows a finished order\'s workflow with its activity names in the Temporal Web UI (headless Chromium)', async () => {
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      await page.goto(`${webUi}/namespaces/default/workflows/${workflowIdOf(fulfilledOrder)}`);
+      await page.getByText(/^completed$/i).first().waitFor({ timeout: 30_000 });
+      // markOrderFulfilled appears only in the history (the result lists the other steps).
+      for (const activity of ['loadOrder', 'capturePayment', 'reserveStock', 'scheduleShipment', 'markOrderFulfilled']) {
+        await page.getByText(activity, { exact: true }).first().waitFor({ timeout: 30_000 });
+      }
+      mkdirSync(ARTIFACTS, { recursive: true });
+      const file = resolve(ARTIFACTS, 'temporal-web-ui-workflow.png');
+      await page.screenshot({ path: file, fullPage: true });
+      expect(statSync(file).size).to.be.greaterThan(20_000);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('`npm run demo` takes every trigger and a customer cancellation to the expected outcome', async () => {

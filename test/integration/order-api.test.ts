@@ -7,17 +7,9 @@ import { createPool, type Pool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
 import { silentLogger } from '../../shared/observability/logger';
 import { buildApp } from '../../services/order-api/app';
+import { malformedOrders, VALID_ORDER } from '../helpers/orders';
 
-const valid = {
-  customerId: 'cust-1',
-  items: [
-    { sku: 'PROD-001', quantity: 2, unitPrice: 19.99 },
-    { sku: 'PROD-002', quantity: 1, unitPrice: 5 },
-  ],
-  currency: 'EUR',
-  shippingAddress: { city: 'Berlin', country: 'DE' },
-  paymentMethod: { token: 'tok_ok' },
-};
+const valid = VALID_ORDER;
 
 describe('order-api', function () {
   this.timeout(30_000);
@@ -88,41 +80,7 @@ describe('order-api', function () {
     expect((await app.inject({ method: 'POST', url: '/orders/ord_nope/cancel' })).statusCode).to.equal(404);
   });
 
-  const malformed: Array<[string, unknown, number]> = [
-    ['an empty object', {}, 400],
-    ['no customerId', { ...valid, customerId: undefined }, 400],
-    ['customerId a number', { ...valid, customerId: 42 }, 400],
-    ['customerId empty', { ...valid, customerId: '' }, 400],
-    ['customerId too long', { ...valid, customerId: 'x'.repeat(65) }, 400],
-    ['no items', { ...valid, items: undefined }, 400],
-    ['empty items', { ...valid, items: [] }, 400],
-    ['items not an array', { ...valid, items: { sku: 'PROD-001' } }, 400],
-    ['an item without sku', { ...valid, items: [{ quantity: 1, unitPrice: 1 }] }, 400],
-    ['a lower-case sku', { ...valid, items: [{ sku: 'prod-001', quantity: 1, unitPrice: 1 }] }, 400],
-    ['a negative quantity', { ...valid, items: [{ sku: 'PROD-001', quantity: -1, unitPrice: 1 }] }, 400],
-    ['a zero quantity', { ...valid, items: [{ sku: 'PROD-001', quantity: 0, unitPrice: 1 }] }, 400],
-    ['a fractional quantity', { ...valid, items: [{ sku: 'PROD-001', quantity: 1.5, unitPrice: 1 }] }, 400],
-    ['a quantity as a string', { ...valid, items: [{ sku: 'PROD-001', quantity: '1', unitPrice: 1 }] }, 400],
-    ['a negative price', { ...valid, items: [{ sku: 'PROD-001', quantity: 1, unitPrice: -5 }] }, 400],
-    ['a price with three decimals', { ...valid, items: [{ sku: 'PROD-001', quantity: 1, unitPrice: 1.234 }] }, 400],
-    ['a price as a string', { ...valid, items: [{ sku: 'PROD-001', quantity: 1, unitPrice: '1' }] }, 400],
-    ['too many items', { ...valid, items: Array.from({ length: 101 }, () => ({ sku: 'PROD-001', quantity: 1, unitPrice: 1 })) }, 400],
-    ['an unknown field in an item', { ...valid, items: [{ sku: 'PROD-001', quantity: 1, unitPrice: 1, discount: 5 }] }, 400],
-    ['no currency', { ...valid, currency: undefined }, 400],
-    ['a lower-case currency', { ...valid, currency: 'eur' }, 400],
-    ['a currency of four letters', { ...valid, currency: 'EURO' }, 400],
-    ['no shippingAddress', { ...valid, shippingAddress: undefined }, 400],
-    ['a country of three letters', { ...valid, shippingAddress: { city: 'Berlin', country: 'DEU' } }, 400],
-    ['no city', { ...valid, shippingAddress: { country: 'DE' } }, 400],
-    ['no paymentMethod', { ...valid, paymentMethod: undefined }, 400],
-    ['an empty token', { ...valid, paymentMethod: { token: '' } }, 400],
-    ['an unknown top-level field', { ...valid, admin: true }, 400],
-    ['an array body', [valid], 400],
-    ['a JSON string', 'order please', 400],
-    ['JSON null', null, 400],
-    ['deep nesting', { ...valid, shippingAddress: JSON.parse('{"a":'.repeat(200) + '1' + '}'.repeat(200)) as object }, 400],
-  ];
-  for (const [what, payload, status] of malformed) {
+  for (const [what, payload, status] of malformedOrders(valid)) {
     it(`answers ${status} with the failing fields for ${what}`, async () => {
       const res = await post(payload);
       expect(res.statusCode).to.equal(status, res.body);
@@ -143,6 +101,8 @@ describe('order-api', function () {
     expect(notJson.statusCode).to.equal(415);
     const text = await app.inject({ method: 'POST', url: '/orders', payload: 'customerId=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(text.statusCode).to.equal(415);
+    const plain = await app.inject({ method: 'POST', url: '/orders', payload: JSON.stringify(valid), headers: { 'content-type': 'text/plain' } });
+    expect(plain.statusCode).to.equal(415);
   });
 
   it('answers 404 for unknown routes and wrong methods, and keeps serving valid orders', async () => {
