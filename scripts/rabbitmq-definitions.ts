@@ -81,22 +81,25 @@ export function passwordHash(password: string, salt: Buffer): string {
   return Buffer.concat([salt, createHash('sha256').update(Buffer.concat([salt, Buffer.from(password, 'utf8')])).digest()]).toString('base64');
 }
 
-/** The definitions file: an admin for people and tools, and one user per process. */
+/**
+ * The definitions file: one user per process, and guest/guest as the administrator for
+ * people and tools on the host (the default AMQP_URL, and the management UI).
+ */
 export function definitions(vhost = '/'): object {
   // A salt derived from the name keeps the file reproducible; these are development secrets.
   const salt = (user: string): Buffer => createHash('sha256').update(`salt:${user}`).digest().subarray(0, 4);
-  const user = (name: string, tags: string[]) => ({
+  const user = (name: string, tags: string[], password = devPassword(name)) => ({
     name,
-    password_hash: passwordHash(devPassword(name), salt(name)),
+    password_hash: passwordHash(password, salt(name)),
     hashing_algorithm: 'rabbit_password_hashing_sha256',
     tags,
   });
   const access = fleetAccess();
   return {
-    users: [user('admin', ['administrator']), ...access.map((a) => user(a.user, []))],
+    users: [user('guest', ['administrator'], 'guest'), ...access.map((a) => user(a.user, []))],
     vhosts: [{ name: vhost }],
     permissions: [
-      { user: 'admin', vhost, configure: '.*', write: '.*', read: '.*' },
+      { user: 'guest', vhost, configure: '.*', write: '.*', read: '.*' },
       ...access.map((a) => ({ user: a.user, vhost, ...permissionsOf(a) })),
     ],
   };

