@@ -6,7 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { Counter, Histogram, Registry } from 'prom-client';
 import { ulid } from 'ulid';
 import { query, withTransaction, type Pool } from '../../shared/db';
-import { Address, Amount, Currency, OrderId, Quantity, Sku } from '../../shared/events/schemas/common';
+import { Amount, Country, Currency, Quantity, Sku } from '../../shared/events/schemas/common';
 import { newEnvelope } from '../../shared/messaging/envelope';
 import type { Logger } from '../../shared/observability/logger';
 import { readOrder } from '../../workers/order-projection/handler';
@@ -14,19 +14,24 @@ import { enqueue } from './outbox';
 
 const strict = { additionalProperties: false } as const;
 
+/** Text without control characters (PostgreSQL cannot store NUL; none belong in an order). */
+const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[^\\u0000-\\u001f\\u007f]*$' });
+
 export const PlaceOrderBody = Type.Object(
   {
-    customerId: Type.String({ minLength: 1, maxLength: 64 }),
+    customerId: Text(64),
     items: Type.Array(Type.Object({ sku: Sku, quantity: Quantity, unitPrice: Amount }, strict), { minItems: 1, maxItems: 100 }),
     currency: Currency,
-    shippingAddress: Address,
-    paymentMethod: Type.Object({ token: Type.String({ minLength: 1, maxLength: 128 }) }, strict),
+    shippingAddress: Type.Object({ city: Text(100), country: Country }, strict),
+    paymentMethod: Type.Object({ token: Text(128) }, strict),
   },
   strict,
 );
 export type PlaceOrder = Static<typeof PlaceOrderBody>;
 
-const IdempotencyKey = Type.String({ minLength: 1, maxLength: 200 });
+const IdempotencyKey = Text(200);
+/** Order ids in URLs: what the API issues (`ord_<ULID>`) and any other plain id. */
+const OrderId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
 
 /** What the API needs from the saga: asking it to cancel an order. */
 export interface SagaControl {
@@ -87,6 +92,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       return reply.status(415).send({ error: 'invalid_json', message: 'the body is not JSON' });
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return reply.status(err.statusCode).send({ error: 'bad_request', message: err.message });
+    // PostgreSQL's data exceptions (class 22) are about the input, not the service.
+    if (typeof err.code === 'string' && /^22[0-9A-Z]{3}$/.test(err.code)) return reply.status(400).send({ error: 'invalid_input', message: err.message });
     deps.logger.error({ err: err.message }, 'request failed');
     return reply.status(503).send({ error: 'unavailable', message: 'the order could not be processed now; retry later' });
   });

@@ -42,6 +42,9 @@ export function malformedOrders(valid: Record<string, unknown> = VALID_ORDER): A
     ['no city', { ...valid, shippingAddress: { country: 'DE' } }, 400],
     ['no paymentMethod', { ...valid, paymentMethod: undefined }, 400],
     ['an empty token', { ...valid, paymentMethod: { token: '' } }, 400],
+    // Found by the fuzzer: PostgreSQL cannot store NUL, and this was a 503.
+    ['a NUL in customerId', { ...valid, customerId: 'a\u0000b' }, 400],
+    ['a control character in the city', { ...valid, shippingAddress: { city: 'Ber\u0007lin', country: 'DE' } }, 400],
     ['an unknown top-level field', { ...valid, admin: true }, 400],
     ['an array body', [valid], 400],
     ['a JSON string', 'order please', 400],

@@ -105,6 +105,14 @@ describe('order-api', function () {
     expect(plain.statusCode).to.equal(415);
   });
 
+  it('answers 400, not a 503, for an order id with a NUL or other odd characters (found by the fuzzer)', async () => {
+    for (const url of ['/orders/%00', '/orders/a%00b/cancel', '/orders/%F0%9F%98%80', "/orders/ord_'%20OR%201=1"]) {
+      const res = await app.inject({ method: url.endsWith('/cancel') ? 'POST' : 'GET', url });
+      expect(res.statusCode, url).to.equal(400);
+      expect(res.json<{ error: string }>().error).to.equal('validation_failed');
+    }
+  });
+
   it('answers 404 for unknown routes and wrong methods, and keeps serving valid orders', async () => {
     expect((await app.inject({ method: 'DELETE', url: '/orders' })).statusCode).to.equal(404);
     expect((await app.inject({ method: 'GET', url: '/nope' })).statusCode).to.equal(404);
