@@ -25,7 +25,7 @@ export class DependencyUnavailableError extends Error {
   }
 }
 
-export type PoisonReason = 'bad_json' | 'invalid_envelope' | 'unknown_type' | 'schema_validation';
+export type PoisonReason = 'bad_json' | 'invalid_envelope' | 'unknown_type' | 'schema_validation' | 'too_large' | 'wrong_content_type' | 'id_mismatch' | 'type_mismatch';
 
 /** A message that can never be handled as it is (DESIGN.md guarantee 3). */
 export class PoisonMessageError extends PermanentError {

@@ -152,7 +152,9 @@ export class Consumer {
   private async process(msg: ConsumeMessage, attempt: number): Promise<Decision> {
     let envelope: Envelope;
     try {
+      checkTransport(msg);
       envelope = this.validator.parse(msg.content);
+      checkProperties(msg, envelope);
     } catch (err) {
       return decide(err, attempt, this.retry);
     }
@@ -314,6 +316,25 @@ function copyProperties(msg: ConsumeMessage, headers: Record<string, unknown>): 
   if (p.contentType) options.contentType = String(p.contentType);
   if (p.timestamp) options.timestamp = Number(p.timestamp);
   return options;
+}
+
+/** Bodies larger than this are refused unread: no message of the catalog comes near it. */
+export const MAX_BODY_BYTES = 256 * 1024;
+
+/** What can be refused before the body is parsed: its size and a media type that is not JSON. */
+function checkTransport(msg: ConsumeMessage): void {
+  if (msg.content.length > MAX_BODY_BYTES) throw new PoisonMessageError('too_large', `${msg.content.length} bytes, over the limit of ${MAX_BODY_BYTES}`);
+  const contentType = msg.properties.contentType as string | undefined;
+  if (contentType !== undefined && !/^application\/json\s*(;|$)/i.test(contentType)) {
+    throw new PoisonMessageError('wrong_content_type', `content type "${contentType}" is not application/json`);
+  }
+}
+
+/** The AMQP properties, when set, must agree with the envelope they carry. */
+function checkProperties(msg: ConsumeMessage, envelope: Envelope): void {
+  const { messageId, type } = msg.properties as { messageId?: string; type?: string };
+  if (messageId !== undefined && messageId !== envelope.eventId) throw new PoisonMessageError('id_mismatch', `messageId "${messageId}" is not the eventId "${envelope.eventId}"`);
+  if (type !== undefined && type !== envelope.eventType) throw new PoisonMessageError('type_mismatch', `type "${type}" is not the eventType "${envelope.eventType}"`);
 }
 
 function parseOutcome(outcome: string): Envelope[] {

@@ -6,7 +6,12 @@ import { mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { expect } from 'chai';
+import type { Options } from 'amqplib';
 import { chromium } from 'playwright-core';
+import { ulid } from 'ulid';
+import { fleetAccess } from '../../scripts/rabbitmq-definitions';
+import { HEADERS } from '../../shared/messaging/headers';
+import { dlqName, inNamespace } from '../../shared/messaging/topology';
 import { getConfig } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { workflowIdOf } from '../../shared/saga';
@@ -20,8 +25,18 @@ import { sagaBridgeTopology } from '../../workers/temporal/topology';
 import { TestFleet } from '../helpers/fleet';
 import { malformedOrders, VALID_ORDER } from '../helpers/orders';
 import { ROOT, runTs, type Child } from '../helpers/processes';
-import { freePort } from '../helpers/services';
+import { brokerApi, freePort } from '../helpers/services';
 import { eventually } from '../helpers/wait';
+import { CONSUMED_KEYS, poisonFor } from '../helpers/poison';
+import { Random } from '../helpers/random';
+
+const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261128);
+
+/** AMQP topic matching: `*` is one word, `#` is any number of words. */
+function topicMatches(pattern: string, key: string): boolean {
+  const re = pattern.split('.').map((w) => (w === '*' ? '[^.]+' : w === '#' ? '.*' : w.replace(/[-]/g, '\\$&'))).join('\\.');
+  return new RegExp(`^${re}$`).test(key);
+}
 
 interface ReadModel {
   orderId: string;
@@ -45,6 +60,8 @@ describe('npm start', function () {
   let db: Pool;
   let temporal: Client;
   let fulfilledOrder = '';
+  const brokerUser = `e2e-${Date.now().toString(36)}`;
+  const secrets = { amqp: `amqp-secret-${ulid()}`, db: `db-secret-${ulid()}` };
 
   const send = (method: string, path: string, contentType: string, body: string | Buffer): Promise<Response> => fetch(`${api}${path}`, { method, headers: { 'content-type': contentType }, body });
   const post = (path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
@@ -83,7 +100,17 @@ describe('npm start', function () {
     api = `http://127.0.0.1:${httpPort}`;
     webUi = `http://127.0.0.1:${temporalPort + 1000}`;
     env = { BUS_NAMESPACE: fleet.namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}` };
-    start = runTs('scripts/start.ts', [], { ...env, LOG_LEVEL: 'info' });
+    // The fleet connects with credentials of its own, so the logs can be searched for them.
+    await brokerApi('PUT', `/users/${brokerUser}`, { password: secrets.amqp, tags: '' });
+    await brokerApi('PUT', `/permissions/%2F/${brokerUser}`, { configure: '.*', write: '.*', read: '.*' });
+    const dbUrl = new URL(getConfig().databaseUrl);
+    dbUrl.password = secrets.db; // trust authentication ignores it, the logs must not show it
+    start = runTs('scripts/start.ts', [], {
+      ...env,
+      LOG_LEVEL: 'debug',
+      AMQP_URL: `amqp://${brokerUser}:${secrets.amqp}@127.0.0.1:5672`,
+      DATABASE_URL: dbUrl.toString(),
+    });
     await start.waitFor(/Temporal dev server started/, 60_000);
     await start.waitFor(/\[order-api\].*order-api listening/, 120_000);
     await start.waitFor(/\[temporal-worker\].*temporal worker started/, 120_000);
@@ -97,6 +124,7 @@ describe('npm start', function () {
     await temporal?.connection.close();
     await db?.end();
     await fleet?.cleanup();
+    await brokerApi('DELETE', `/users/${brokerUser}`).catch(() => undefined);
   });
 
   it('prints where the API and the Web UI are', () => {
@@ -172,6 +200,62 @@ describe('npm start', function () {
     expect((await fetch(`${api}/healthz`)).status).to.equal(200);
     expect(await finalOrder(await placeOrder({ ...VALID_ORDER, customerId: 'c-e2e-after-bad-input' }))).to.include({ status: 'fulfilled' });
     expect(start!.output.filter((l) => l.startsWith('[start] order-api running'))).to.have.length(1, 'order-api never restarted');
+  });
+
+  it('dead-letters malformed messages on every consumed routing key, with their reasons, while valid orders complete and no process dies', async () => {
+    const rnd = new Random(FUZZ_SEED);
+    const reusedId = ulid();
+    const perKey = 60;
+    // Where each message lands: every queue bound to its exchange and key; the read model's
+    // partition queues (behind the consistent-hash exchange) count as one.
+    const expected = new Map<string, number>();
+    const queues = fleetAccess(fleet.namespace).flatMap((a) => a.topology.queues);
+    const groupOf = (queue: string): string => queue.replace(/\.p\d+$/, '.partitions');
+    const kinds = new Map<string, number>();
+    const messages: Array<{ exchange: string; routingKey: string; content: Buffer; options: Options.Publish }> = [];
+    for (const [exchange, key] of CONSUMED_KEYS) {
+      const targets = new Set<string>();
+      for (const q of queues) {
+        for (const [source, pattern] of q.bind) if (source === inNamespace(fleet.namespace, exchange) && topicMatches(pattern, key)) targets.add(q.name);
+      }
+      if (exchange === 'orders' && key.startsWith('order.')) targets.add(inNamespace(fleet.namespace, 'order-projection.partitions'));
+      expect(targets.size, `${exchange} ${key} has consumers`).to.be.greaterThan(0);
+      for (let i = 0; i < perKey; i++) {
+        const poison = poisonFor(key, rnd, reusedId);
+        const kind = poison.kind.replace(/ without \w+/, ' without a field');
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+        messages.push({ exchange: inNamespace(fleet.namespace, exchange), routingKey: key, content: poison.content, options: poison.options });
+        for (const t of targets) expected.set(t, (expected.get(t) ?? 0) + 1);
+      }
+    }
+    expect(messages.length).to.be.at.least(1_000);
+
+    const placing = Promise.all(Array.from({ length: 10 }, (_, i) => placeOrder({ ...VALID_ORDER, customerId: `c-e2e-amqp-fuzz-${i}` })));
+    await Promise.all(messages.map((m) => fleet.publisher.publish(m)));
+    const valid = await placing;
+
+    const dlqCount = async (group: string): Promise<number> => {
+      const members = group.endsWith('.partitions') ? queues.filter((q) => groupOf(q.name) === group).map((q) => q.name) : [group];
+      let n = 0;
+      for (const q of members) n += await fleet.messageCount(dlqName(q.slice(fleet.namespace.length + 1)));
+      return n;
+    };
+    for (const [group, count] of expected) {
+      await eventually(async () => (await dlqCount(group)) >= count, { timeoutMs: 120_000, what: `${count} messages in the DLQ of ${group}` });
+      expect(await dlqCount(group), group).to.equal(count);
+    }
+    const reasons = new Map<string, number>();
+    for (const q of queues) {
+      for (const m of await fleet.drain(dlqName(q.name.slice(fleet.namespace.length + 1)))) {
+        const headers = m.properties.headers ?? {};
+        expect(headers[HEADERS.errorType], `${q.name}: error type`).to.be.a('string');
+        const reason = String(headers[HEADERS.errorMessage]).split(':')[0]!;
+        reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+      }
+    }
+    console.log(`      ${messages.length} malformed messages, ${[...expected.values()].reduce((a, b) => a + b, 0)} dead-lettered copies; kinds: ${JSON.stringify(Object.fromEntries(kinds))}; reasons: ${JSON.stringify(Object.fromEntries(reasons))}`);
+    for (const order of await Promise.all(valid.map(finalOrder))) expect(order.status).to.equal('fulfilled');
+    expect(start!.output.filter((l) => / exited \(/.test(l))).to.deep.equal([], 'no process died');
   });
 
   it('completes an order once when the relay is killed between publish and mark', async () => {
@@ -263,6 +347,13 @@ describe('npm start', function () {
     start!.kill('SIGINT');
     expect(await start!.exited(60_000)).to.deep.equal({ code: 0, signal: null });
     expect(start!.output.join('\n')).to.include('[start] stopped');
+  });
+
+  it('never wrote a password to its logs, at debug level, in the whole run', () => {
+    const log = start!.output.join('\n');
+    expect(log.length).to.be.greaterThan(100_000);
+    expect(log).to.not.include(secrets.amqp);
+    expect(log).to.not.include(secrets.db);
   });
 });
 

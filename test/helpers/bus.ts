@@ -1,6 +1,6 @@
 // A real RabbitMQ + Redis bus for one test: its own exchange, queues and dedup prefix,
 // all removed by cleanup().
-import type { Channel, GetMessage } from 'amqplib';
+import type { Channel, GetMessage, Options } from 'amqplib';
 import type Redis from 'ioredis';
 import { getConfig } from '../../shared/config';
 import { createRedis, RedisDedupStore, type DedupStore } from '../../shared/dedup';
@@ -93,8 +93,8 @@ export class TestBus {
   }
 
   /** Publishes raw bytes to this test's exchange. */
-  async sendRaw(routingKey: string, content: Buffer, messageId = uniqueName('raw')): Promise<void> {
-    await this.publisher.publish({ exchange: this.exchange, routingKey, content, options: { messageId } });
+  async sendRaw(routingKey: string, content: Buffer, messageId = uniqueName('raw'), options: Options.Publish = {}): Promise<void> {
+    await this.publisher.publish({ exchange: this.exchange, routingKey, content, options: { messageId, ...options } });
   }
 
   /** Takes every message now in a queue (acking them). */

@@ -1,7 +1,7 @@
 // Real workers on a bus namespace of the test's own: its exchanges and queues carry a
 // random prefix, so the test shares the broker with nothing. A probe queue collects every
 // event the workers emit.
-import type { Channel } from 'amqplib';
+import type { Channel, GetMessage } from 'amqplib';
 import { container, type DependencyContainer } from 'tsyringe';
 import { getConfig, type Config } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
@@ -57,7 +57,12 @@ export class TestFleet {
     this.probeQueue = queue;
     for (const exchange of EVENT_EXCHANGES) await this.admin.bindQueue(queue, inNamespace(this.namespace, exchange), '#');
     await this.admin.consume(queue, (msg) => {
-      if (msg) this.events.push(JSON.parse(msg.content.toString()) as Envelope);
+      if (!msg) return;
+      try {
+        this.events.push(JSON.parse(msg.content.toString()) as Envelope);
+      } catch {
+        // not JSON: a poison message a test sent on purpose
+      }
     }, { noAck: true });
   }
 
@@ -89,6 +94,16 @@ export class TestFleet {
   /** Waits for the first event caused by the given message, and returns it. */
   async resultOf(cause: { eventId: string }, timeoutMs = 20_000): Promise<Envelope> {
     return eventually(() => this.causedBy(cause)[0], { timeoutMs, what: `a result of ${cause.eventId}` });
+  }
+
+  /** Takes every message now in a queue of the namespace (acking them). */
+  async drain(queue: string): Promise<GetMessage[]> {
+    const out: GetMessage[] = [];
+    for (;;) {
+      const m = await this.admin.get(inNamespace(this.namespace, queue), { noAck: true });
+      if (!m) return out;
+      out.push(m);
+    }
   }
 
   async messageCount(queue: string): Promise<number> {

@@ -232,6 +232,29 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       expect(reasons.some((r) => r.startsWith('schema_validation: payments.capture v1'))).to.equal(true, reasons.join(' | '));
     });
 
+    it('dead-letters, unparsed or unhandled, an oversized body, a media type that is not JSON, and properties that disagree with the envelope', async () => {
+      const handled: string[] = [];
+      const spec = bus.queue('transport');
+      await bus.consumer(spec, { 'payments.capture': async (e) => void handled.push(e.eventId) });
+      const envelope = (id: string) => newEnvelope('payments.capture', captureData(id), { aggregateId: id });
+      const big = envelope('t1');
+      await bus.sendRaw('payments.capture', Buffer.from(JSON.stringify({ ...big, pad: 'x'.repeat(300_000) })), big.eventId);
+      const xml = envelope('t2');
+      await bus.sendRaw('payments.capture', Buffer.from(JSON.stringify(xml)), xml.eventId, { contentType: 'application/xml' });
+      await bus.sendRaw('payments.capture', Buffer.from(JSON.stringify(envelope('t3'))), 'another-id', { type: 'payments.capture' });
+      const forged = envelope('t4');
+      await bus.sendRaw('payments.capture', Buffer.from(JSON.stringify(forged)), forged.eventId, { type: 'payments.refund' });
+      const ok = envelope('t5');
+      await bus.sendRaw('payments.capture', Buffer.from(JSON.stringify(ok)), ok.eventId, { contentType: 'application/json; charset=utf-8', type: 'payments.capture' });
+
+      const dlq = dlqName(spec.name);
+      await eventually(async () => (await bus.messageCount(dlq)) === 4, { what: 'four messages in the DLQ' });
+      await eventually(() => handled.length === 1, { what: 'the valid message' });
+      expect(handled).to.deep.equal([ok.eventId]);
+      const reasons = (await bus.drain(dlq)).map((m) => String(header(m, HEADERS.errorMessage)).split(':')[0]).sort();
+      expect(reasons).to.deep.equal(['id_mismatch', 'too_large', 'type_mismatch', 'wrong_content_type']);
+    });
+
     it('dead-letters a known type that this consumer has no handler for', async () => {
       const spec = bus.queue('nohandler');
       await bus.consumer(spec, { 'payments.refund': async () => undefined });
