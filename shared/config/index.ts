@@ -161,3 +161,8 @@ export function getConfig(): Config {
 export function systemPath(): string {
   return process.env.PATH ?? '';
 }
+
+/** This process's environment with some variables changed: for a child process it runs. */
+export function childEnvironment(changes: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, ...changes };
+}

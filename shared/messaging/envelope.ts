@@ -1,4 +1,4 @@
-// Builds envelopes for outgoing messages: fresh ULID, timestamp and the latest schema version.
+// Builds envelopes for outgoing messages: an id, a timestamp and the latest schema version.
 import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { catalog, type DataOf, type Envelope, type MessageType, type ReplyTo } from '../events';
@@ -16,8 +16,13 @@ export interface EnvelopeContext {
   eventId?: string;
 }
 
+/**
+ * A message caused by another gets an id derived from its cause, type and aggregate: a
+ * handler that runs again for the same message (its dedup marker lost, say) emits the same
+ * message, which consumers then deduplicate. Anything else gets a fresh ULID.
+ */
 export function newEnvelope<T extends MessageType>(type: T, data: DataOf<T>, ctx: EnvelopeContext): Envelope<DataOf<T>> {
-  const eventId = ctx.eventId ?? ulid();
+  const eventId = ctx.eventId ?? (ctx.causationId ? stableEventId(`${ctx.causationId}/${type}/${ctx.aggregateId}`) : ulid());
   return {
     eventId,
     eventType: type,

@@ -28,7 +28,7 @@ import { ROOT, runTs, type Child } from '../helpers/processes';
 import { brokerApi, freePort } from '../helpers/services';
 import { eventually } from '../helpers/wait';
 import { CONSUMED_KEYS, poisonFor } from '../helpers/poison';
-import { Random } from '../helpers/random';
+import { Random } from '../../scripts/random';
 
 const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261128);
 

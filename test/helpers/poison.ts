@@ -6,7 +6,7 @@ import type { Options } from 'amqplib';
 import { ulid } from 'ulid';
 import { catalog, type MessageType } from '../../shared/events';
 import { HEADERS } from '../../shared/messaging/headers';
-import type { Random } from './random';
+import type { Random } from '../../scripts/random';
 
 export interface PoisonMessage {
   kind: string;

@@ -12,7 +12,7 @@ import { migrate } from '../../shared/db/migrate';
 import { silentLogger } from '../../shared/observability/logger';
 import { buildApp } from '../../services/order-api/app';
 import { VALID_ORDER } from '../helpers/orders';
-import { Random } from '../helpers/random';
+import { Random } from '../../scripts/random';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261128);
 const REQUESTS = 2_000;

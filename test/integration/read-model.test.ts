@@ -75,6 +75,7 @@ describe('order read model', function () {
       }, { what: `order ${o.id} to reach its final state` });
       expect(order.status).to.equal(o.outcome);
       expect(order.history.map((h) => h.eventType)).to.deep.equal(['order.placed', `order.${o.outcome}`]);
+      expect(order.history.map((h) => h.aggregateVersion)).to.deep.equal([1, 2]);
     }
     const versions = await fleet.db.query<{ version: number }>('SELECT version FROM read_model.orders WHERE order_id = ANY($1)', [orders.map((o) => o.id)]);
     expect(versions.rows.every((r) => r.version === 2)).to.equal(true);

@@ -1,5 +1,6 @@
 // Each worker's commands by each outcome, through the real bus, RabbitMQ, Redis and PostgreSQL.
 import { expect } from 'chai';
+import Redis from 'ioredis';
 import type { Envelope } from '../../shared/events';
 import { inventoryWorker } from '../../workers/inventory';
 import { notificationsWorker } from '../../workers/notifications';
@@ -85,6 +86,22 @@ describe('worker fleet', function () {
       expect(result.eventType).to.equal('payment.refunded');
       expect(result.data).to.deep.equal({ orderId: id, amount: 0 });
       expect((await fleet.db.query('SELECT 1 FROM payments.refunds WHERE order_id = $1', [id])).rowCount).to.equal(0);
+    });
+
+    it('emits the same result event, id and all, for a command handled again after Redis lost its dedup marker (found by the chaos run)', async () => {
+      const id = orderId();
+      const cmd = await fleet.send('payments.capture', { orderId: id, amount: 3, currency: 'EUR', paymentToken: 'tok_ok' }, { replyTo });
+      const first = await fleet.resultOf(cmd);
+      const redis = new Redis(fleet.config.redisUrl);
+      try {
+        expect(await redis.del(`dedup:payments:${cmd.eventId}`)).to.equal(1); // what a Redis restart does
+      } finally {
+        redis.disconnect();
+      }
+      await fleet.publisher.publishEnvelope(cmd);
+      const results = await eventually(() => (fleet.causedBy(cmd).length === 2 ? fleet.causedBy(cmd) : undefined), { what: 'a second result' });
+      expect(results[1]!.eventId).to.equal(first.eventId);
+      expect(results[1]!.data).to.deep.equal(first.data);
     });
 
     it('charges once for a capture delivered five times, and emits the same result five times', async () => {

@@ -51,7 +51,7 @@ export class OrderProjection {
   }
 
   private async applyOne(tx: PoolClient, e: Envelope): Promise<void> {
-    const entry = JSON.stringify([{ eventType: e.eventType, occurredAt: e.occurredAt }]);
+    const entry = JSON.stringify([{ eventType: e.eventType, occurredAt: e.occurredAt, aggregateVersion: e.aggregateVersion }]);
     if (e.eventType === 'order.placed') {
       const d = e.data as DataOf<'order.placed'>;
       await tx.query(
@@ -81,7 +81,8 @@ export interface ReadModelOrder {
   items: Array<{ sku: string; quantity: number; unitPrice: number }>;
   totalAmount: number;
   currency: string;
-  history: Array<{ eventType: string; occurredAt: string }>;
+  /** In aggregateVersion order (rows written before that field was recorded lack it). */
+  history: Array<{ eventType: string; occurredAt: string; aggregateVersion?: number }>;
 }
 
 /** The read model of one order, as GET /orders/:orderId returns it. */
