@@ -24,20 +24,21 @@ export const ORDER_STORE_STEP: ActivityOptions = {
 };
 
 /**
- * A worker step publishes its command and waits for the worker's result event. Commands
- * travel on durable quorum queues with confirms, so the wait is one long attempt; only a
- * failed publish is retried (with the same command id, so the worker dedups it). A step
- * unanswered after a day ends the saga, which then compensates.
+ * A worker step publishes its command and waits for the worker's result event. An attempt
+ * that gets no answer within a minute is tried again: the Temporal worker may have died
+ * after the step started and before its command was confirmed (found by the chaos run).
+ * The retry publishes the same command id, so a worker that already has it dedups it and
+ * answers again. A step unanswered after a day ends the saga, which then compensates.
  */
 export const WORKER_STEP: ActivityOptions = {
-  startToCloseTimeout: '1 day',
+  startToCloseTimeout: '1 minute',
   scheduleToCloseTimeout: '1 day',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 };
 
 /** A compensation is retried until it succeeds: no attempt limit, no overall deadline. */
 export const COMPENSATION: ActivityOptions = {
-  startToCloseTimeout: '5 minutes',
+  startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 };
 

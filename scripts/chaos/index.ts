@@ -13,7 +13,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { childEnvironment, getConfig } from '../../shared/config';
+import { getConfig } from '../../shared/config';
 import { createPool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
 import { EVENT_EXCHANGES, COMMAND_EXCHANGE } from '../../shared/events';
@@ -24,6 +24,7 @@ import { MessageValidator } from '../../shared/messaging/validator';
 import { silentLogger } from '../../shared/observability/logger';
 import { connectTemporal } from '../../shared/temporal/client';
 import { runCli, UsageError } from '../cli';
+import { StartedFleet, deleteNamespace } from '../fleet';
 import { fleetAccess } from '../rabbitmq-definitions';
 import { Random } from '../random';
 import { checkConservation, checkEffects, checkOutcomes, checkStuck, moneyOf, openOrders, otherStockMoves, stockLevels, type Checks, type PlacedOrder, type Scenario } from './checks';
@@ -85,52 +86,6 @@ async function request(url: string, init: RequestInit, accept: (status: number) 
   return undefined;
 }
 
-class Fleet {
-  readonly lines: string[] = [];
-  readonly pids = new Map<string, number>();
-  readonly exits: string[] = [];
-  private readonly child;
-
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, ['-r', 'ts-node/register', resolve(ROOT, 'scripts/start.ts')], { cwd: ROOT, env: childEnvironment(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let partial = '';
-    const onData = (chunk: Buffer): void => {
-      const lines = (partial + chunk.toString()).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        this.lines.push(line);
-        const running = /^\[start\] (\S+) running \(pid (\d+)\)/.exec(line);
-        if (running) this.pids.set(running[1]!, Number(running[2]));
-        if (/^\[start\] \S+ exited/.test(line)) this.exits.push(line);
-      }
-      if (this.lines.length > 20_000) this.lines.splice(0, 10_000);
-    };
-    this.child.stdout.on('data', onData);
-    this.child.stderr.on('data', onData);
-  }
-
-  async waitFor(pattern: RegExp, timeoutMs: number): Promise<void> {
-    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(200)) {
-      if (this.lines.some((l) => pattern.test(l))) return;
-      if (this.child.exitCode !== null) break;
-    }
-    throw new Error(`the fleet did not print ${String(pattern)}; last lines:\n${this.lines.slice(-20).join('\n')}`);
-  }
-
-  kill(name: string): void {
-    const pid = this.pids.get(name);
-    if (pid) process.kill(pid, 'SIGKILL');
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((done) => this.child.once('exit', done));
-    this.child.kill('SIGINT');
-    await Promise.race([exited, sleep(60_000)]);
-    this.child.kill('SIGKILL');
-  }
-}
-
 runCli('chaos', async () => {
   const args = parse(process.argv.slice(2));
   const config = getConfig();
@@ -165,7 +120,9 @@ runCli('chaos', async () => {
   await publisher.start();
 
   console.log(`chaos: seed ${args.seed}, ${args.orders} orders over ${args.seconds} s, bus namespace ${namespace}`);
-  const fleet = new Fleet({ BUS_NAMESPACE: namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, LOG_LEVEL: 'warn' });
+  mkdirSync(dirname(args.out), { recursive: true });
+  const logFile = args.out.replace(/\.json$/, '') + '.log';
+  const fleet = new StartedFleet({ BUS_NAMESPACE: namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, LOG_LEVEL: 'warn' }, logFile);
   const faults = new Map<FaultKind, number>(FAULT_KINDS.map((k) => [k, 0]));
   const faultErrors: string[] = [];
   const placed: PlacedOrder[] = [];
@@ -205,7 +162,7 @@ runCli('chaos', async () => {
       await sleep(t0 + atMs - Date.now());
       const started = Date.now();
       try {
-        if (kind.startsWith('kill ')) fleet.kill(kind.slice(5));
+        if (kind.startsWith('kill ')) await fleet.kill(kind.slice(5));
         else if (kind === 'broker closes all connections') await new Promise<void>((done, fail) => spawn('rabbitmqctl', ['-q', 'close_all_connections', 'chaos']).on('exit', (c) => (c === 0 ? done() : fail(new Error(`rabbitmqctl exited ${c}`)))));
         else if (kind === 'broker restart') await restartBroker();
         else if (kind === 'redis restart') await restartRedis(redisPort);
@@ -244,9 +201,7 @@ runCli('chaos', async () => {
     await checkStuck(temporal, admin, placed, queues, checks);
     await temporal.connection.close();
 
-    // Clean the namespace off the broker.
-    for (const q of queues) for (const name of queueNames({ exchanges: [], queues: [q] })) await admin.deleteQueue(name).catch(() => undefined);
-    for (const a of fleetAccess(namespace)) for (const e of a.topology.exchanges) await admin.deleteExchange(e.name).catch(() => undefined);
+    await deleteNamespace(admin, namespace);
   } finally {
     await fleet.stop();
     await amqp.close();
@@ -293,6 +248,6 @@ runCli('chaos', async () => {
   console.log('\nchaos report');
   for (const [k, v] of rows) console.log(`  ${k.padEnd(36)} ${v}`);
   for (const [k, list] of Object.entries({ ...checks, notAccepted, faultErrors })) for (const line of list.slice(0, 10)) console.log(`  ${k}: ${line}`);
-  console.log(`  report: ${args.out}`);
+  console.log(`  report: ${args.out}; the fleet's log: ${logFile}`);
   return violations === 0 ? 0 : 1;
 });

@@ -19,6 +19,8 @@ export interface ConsumerDefinition {
   handlers: Readonly<Record<string, Handler>>;
   /** Default 32 */
   prefetch?: number;
+  /** false for handlers that are idempotent by nature and must act on every delivery. Default true */
+  dedup?: boolean;
 }
 
 export interface WorkerDefinition {
@@ -76,7 +78,7 @@ export async function startWorker(definition: WorkerDefinition, config: Config, 
         handlers: c.handlers,
         prefetch: c.prefetch,
         consumerName: definition.name,
-        dedup,
+        dedup: c.dedup === false ? null : dedup,
         logger,
       }),
   );

@@ -115,6 +115,26 @@ describe('orderFulfillment saga (time-skipping server, mocked activities)', func
     expect(result).to.deep.include({ outcome: 'cancelled', cancellationReason: 'shipping_unavailable', compensationsRun: ['releaseStock', 'refundPayment'] });
   });
 
+  it('tries a step again when its first attempt died before publishing its command (found by the chaos run)', async () => {
+    const calls: string[] = [];
+    let attempts = 0;
+    const result = await saga(
+      mocks(calls, {
+        // Attempt 1 is what a Temporal worker SIGKILLed right after the step started leaves:
+        // an attempt Temporal sees as running, with no command sent and no answer coming.
+        capturePayment: async () => {
+          if (++attempts === 1) throw new CompleteAsyncError();
+        },
+      }),
+      async () => {
+        await eventually(() => attempts === 1, { what: 'the first attempt' });
+        await env.sleep(61_000); // past the attempt's one-minute timeout (the waiting attempt holds the clock)
+      },
+    );
+    expect(attempts).to.equal(2);
+    expect(result).to.deep.include({ outcome: 'fulfilled', compensationsRun: [] });
+  });
+
   it('retries a compensation that fails transiently three times until it succeeds', async () => {
     const calls: string[] = [];
     let refunds = 0;

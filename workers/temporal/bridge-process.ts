@@ -29,7 +29,9 @@ export const sagaBridgeWorker: WorkerDefinition = {
     const bridge = new SagaBridge(container.resolve<Client>(TOKENS.TemporalClient));
     const [replies, starts] = topology.queues;
     return [
-      { queue: replies!, handlers: bridge.replyHandlers, prefetch: 64 },
+      // No dedup for replies: completing an activity is idempotent, and a result re-emitted
+      // for a retried attempt carries the id of the first, which dedup would swallow.
+      { queue: replies!, handlers: bridge.replyHandlers, prefetch: 64, dedup: false },
       { queue: starts!, handlers: bridge.startHandlers, prefetch: 32 },
     ];
   },
