@@ -77,12 +77,14 @@ async function sync(port: number): Promise<void> {
   await app.listen({ port, host: '127.0.0.1' });
 }
 
-const [mode, portText] = process.argv.slice(2);
-const port = Number(portText);
-(mode === 'ours' ? ours(port) : mode === 'sync' ? sync(port) : Promise.reject(new Error('usage: api-servers.ts ours|sync <port>'))).then(
-  () => console.log(`listening ${mode} ${port}`),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+if (require.main === module) {
+  const [mode, portText] = process.argv.slice(2);
+  const port = Number(portText);
+  (mode === 'ours' ? ours(port) : mode === 'sync' ? sync(port) : Promise.reject(new Error('usage: api-servers.ts ours|sync <port>'))).then(
+    () => console.log(`listening ${mode} ${port}`),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

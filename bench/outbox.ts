@@ -3,12 +3,12 @@
 // relay's drain rate from a backlog.
 import { ulid } from 'ulid';
 import type { Config } from '../shared/config';
-import { createPool, withTransaction } from '../shared/db';
+import { createPool } from '../shared/db';
 import { AmqpConnection } from '../shared/messaging/connection';
 import { Publisher } from '../shared/messaging/publisher';
 import { coreExchanges, declareTopology, inNamespace, queueNames, type QueueSpec } from '../shared/messaging/topology';
 import { MessageValidator } from '../shared/messaging/validator';
-import { enqueue, OutboxRelay } from '../services/order-api/outbox';
+import { OUTBOX_CHANNEL, OutboxRelay } from '../services/order-api/outbox';
 import { kilobyteEvent, latencySummary, openLoop, pool } from './lib';
 
 export interface OutboxFigures {
@@ -18,7 +18,9 @@ export interface OutboxFigures {
 
 export async function benchOutbox(config: Config, rate: number, seconds: number, backlog: number): Promise<OutboxFigures> {
   const namespace = `bench${ulid().slice(-8).toLowerCase()}`;
-  const db = createPool(config.databaseUrl, 'bench-outbox', 20);
+  // Writers and the relay on pools of their own, as the API and the relay processes have.
+  const db = createPool(config.databaseUrl, 'bench-outbox-writers', 40);
+  const relayDb = createPool(config.databaseUrl, 'bench-outbox-relay', 4);
   const connection = new AmqpConnection({ url: config.amqpUrl, name: 'bench-outbox' });
   await connection.start();
   const admin = await connection.channelModel!.createChannel();
@@ -31,7 +33,7 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
   const mine = new Set<string>();
   const written: string[] = [];
   let relayRunning = false;
-  const relay = new OutboxRelay(db, publisher, {
+  const relay = new OutboxRelay(relayDb, publisher, {
     beforeMark: async (ids) => {
       const now = performance.now();
       for (const id of ids) if (mine.has(id)) confirmedAt.set(id, now);
@@ -41,7 +43,8 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     const e = kilobyteEvent();
     mine.add(e.eventId);
     written.push(e.eventId);
-    await withTransaction(db, (tx) => enqueue(tx, e));
+    // What enqueue() does inside the API's transaction, in one round trip.
+    await db.query(`WITH row AS (INSERT INTO orders.outbox (event_id, envelope) VALUES ($1, $2)) SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, [e.eventId, JSON.stringify(e)]);
     committedAt.set(e.eventId, performance.now());
   };
   try {
@@ -68,7 +71,7 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     mine.clear();
     confirmedAt.clear();
     await pool(backlog, 16, write);
-    const drainer = new OutboxRelay(db, publisher, {
+    const drainer = new OutboxRelay(relayDb, publisher, {
       beforeMark: async (ids) => {
         for (const id of ids) if (mine.has(id)) confirmedAt.set(id, performance.now());
       },
@@ -84,5 +87,6 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     for (const e of coreExchanges(namespace)) await admin.deleteExchange(e.name).catch(() => undefined);
     await connection.close();
     await db.end();
+    await relayDb.end();
   }
 }

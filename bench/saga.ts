@@ -50,7 +50,7 @@ export async function benchSaga(config: Config, rate: number, seconds: number): 
       return new Map(r.rows.map((x) => [x.order_id, x.updated_at.getTime()]));
     };
     let done = await finals();
-    for (const deadline = Date.now() + 120_000; done.size < ids.length && Date.now() < deadline; done = await finals()) await new Promise((r) => setTimeout(r, 500));
+    for (const deadline = Date.now() + 300_000; done.size < ids.length && Date.now() < deadline; done = await finals()) await new Promise((r) => setTimeout(r, 500));
     const latencies = [...done].map(([id, at]) => at - dueAt.get(id)!);
     const last = Math.max(...done.values());
     const s = latencySummary(latencies);

@@ -8,8 +8,11 @@ export type { Pool, PoolClient };
 
 export function createPool(databaseUrl: string, applicationName: string, max = 10): Pool {
   const pool = new Pool({ connectionString: databaseUrl, application_name: applicationName, max, connectionTimeoutMillis: 5_000 });
-  // An idle client that loses its connection emits here; without a listener it would crash the process.
+  // A client that loses its connection emits 'error': an idle one through the pool, a
+  // checked-out one on itself. Without listeners either would crash the process (the chaos
+  // run's PostgreSQL restarts did); the query in flight fails with the error anyway.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => void client.on('error', () => undefined));
   return pool;
 }
 
