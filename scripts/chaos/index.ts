@@ -102,7 +102,6 @@ runCli('chaos', async () => {
   await ensureServicesUp(redisPort);
   await migrate(config.databaseUrl, silentLogger);
   const db = createPool(config.databaseUrl, 'chaos');
-  db.on('error', () => undefined);
 
   // A recovering connection that records what flows on the bus, to deliver some of it again.
   const amqp = new AmqpConnection({ url: config.amqpUrl, name: 'chaos' });
@@ -206,6 +205,7 @@ runCli('chaos', async () => {
     await fleet.stop();
     await amqp.close();
     await ensureServicesUp(redisPort);
+    await db.end();
   }
 
   const outcomesByScenario: Record<string, number> = {};
@@ -230,7 +230,6 @@ runCli('chaos', async () => {
     details: { ...checks, notAccepted: notAccepted.slice(0, 50) },
     machine: { cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
   };
-  mkdirSync(dirname(args.out), { recursive: true });
   writeFileSync(args.out, `${JSON.stringify(report, null, 2)}\n`);
 
   const rows: Array<[string, string | number]> = [
