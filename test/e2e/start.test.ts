@@ -16,12 +16,6 @@ import { getConfig } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { workflowIdOf } from '../../shared/saga';
 import { connectTemporal } from '../../shared/temporal/client';
-import { inventoryTopology } from '../../workers/inventory/topology';
-import { notificationsTopology } from '../../workers/notifications/topology';
-import { projectionTopology } from '../../workers/order-projection/topology';
-import { paymentsTopology } from '../../workers/payments/topology';
-import { shippingTopology } from '../../workers/shipping/topology';
-import { sagaBridgeTopology } from '../../workers/temporal/topology';
 import { TestFleet } from '../helpers/fleet';
 import { malformedOrders, VALID_ORDER } from '../helpers/orders';
 import { ROOT, runTs, type Child } from '../helpers/processes';
@@ -94,7 +88,6 @@ describe('npm start', function () {
 
   before(async () => {
     fleet = await TestFleet.create();
-    for (const t of [paymentsTopology, inventoryTopology, shippingTopology, notificationsTopology, projectionTopology, sagaBridgeTopology]) fleet.owns(t(fleet.namespace));
     const httpPort = await freePort();
     const temporalPort = await freePort();
     api = `http://127.0.0.1:${httpPort}`;

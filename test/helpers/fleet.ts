@@ -11,7 +11,8 @@ import { EVENT_EXCHANGES } from '../../shared/events';
 import { AmqpConnection } from '../../shared/messaging/connection';
 import { newEnvelope, type EnvelopeContext } from '../../shared/messaging/envelope';
 import { Publisher } from '../../shared/messaging/publisher';
-import { coreExchanges, declareTopology, inNamespace, queueNames, type Topology } from '../../shared/messaging/topology';
+import { coreExchanges, declareTopology, inNamespace } from '../../shared/messaging/topology';
+import { deleteNamespace } from '../../scripts/fleet';
 import { startWorker, type RunningWorker, type WorkerDefinition } from '../../shared/messaging/worker';
 import { createLogger } from '../../shared/observability/logger';
 import { validator } from './bus';
@@ -21,7 +22,6 @@ export class TestFleet {
   readonly config: Config;
   readonly events: Envelope[] = [];
   private readonly workers: RunningWorker[] = [];
-  private readonly topologies: Topology[] = [];
   private probeQueue = '';
 
   private constructor(
@@ -69,13 +69,7 @@ export class TestFleet {
   async start(definition: WorkerDefinition, overrides: Partial<Config> = {}, parent: DependencyContainer = container): Promise<RunningWorker> {
     const worker = await startWorker(definition, { ...this.config, ...overrides }, createLogger(definition.name, 'error'), parent);
     this.workers.push(worker);
-    this.topologies.push(definition.topology(this.namespace));
     return worker;
-  }
-
-  /** Records a topology whose queues a worker process (not started by start()) declares, for cleanup. */
-  owns(topology: Topology): void {
-    this.topologies.push(topology);
   }
 
   /** Publishes a command or event of the catalog into the namespace; returns its envelope. */
@@ -115,11 +109,7 @@ export class TestFleet {
     await this.connection.waitUntilConnected(15_000);
     const ch = await this.connection.channelModel!.createChannel();
     ch.on('error', () => undefined);
-    for (const topology of this.topologies) {
-      for (const q of queueNames(topology)) await ch.deleteQueue(q).catch(() => undefined);
-      for (const e of topology.exchanges) await ch.deleteExchange(e.name).catch(() => undefined);
-    }
-    for (const e of coreExchanges(this.namespace)) await ch.deleteExchange(e.name).catch(() => undefined);
+    await deleteNamespace(ch, this.namespace); // every queue and exchange of the fleet's topologies
     await this.connection.close();
     await this.db.end();
   }

@@ -2,7 +2,6 @@
 // restart; SIGTERM with commands in flight.
 import { expect } from 'chai';
 import type { Envelope } from '../../shared/events';
-import { paymentsTopology } from '../../workers/payments/topology';
 import { orderId, TestFleet } from '../helpers/fleet';
 import { runTs, type Child } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
@@ -13,7 +12,6 @@ describe('a worker process', function () {
   const children: Child[] = [];
   beforeEach(async () => {
     fleet = await TestFleet.create();
-    fleet.owns(paymentsTopology(fleet.namespace));
   });
   afterEach(async () => {
     for (const c of children.splice(0)) c.kill('SIGKILL');
