@@ -10,6 +10,8 @@ if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
   command -v rabbitmq-server >/dev/null || { say "RabbitMQ is down and not installed here"; exit 1; }
   say "starting RabbitMQ"
   rabbitmq-server -detached
+  # The node registers with epmd a moment after -detached returns; until then await_startup fails.
+  for _ in $(seq 1 240); do rabbitmqctl -q ping >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 rabbitmqctl -q await_startup --timeout 120 >/dev/null
 rabbitmq-plugins -q enable rabbitmq_consistent_hash_exchange rabbitmq_management >/dev/null

@@ -1,6 +1,7 @@
 // The faults a chaos run injects, on this machine's real services and the fleet's processes.
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { ConsumeMessage } from 'amqplib';
@@ -20,59 +21,34 @@ export const FAULT_KINDS = [
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-/** Runs a command, giving up after timeoutMs; throws with its output on failure. */
-async function sh(file: string, args: string[], timeoutMs = 120_000): Promise<void> {
+const SERVICES = resolve(__dirname, '../services.sh');
+
+/** Runs a command, giving up after timeoutMs; fails with its output. */
+async function sh(file: string, args: string[], timeoutMs = 180_000): Promise<void> {
   await run(file, args, { timeout: timeoutMs });
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(250)) {
-    if (await check().catch(() => false)) return;
-  }
-  throw new Error(`${what} did not come back within ${timeoutMs / 1000} s`);
-}
-
-const ok = (file: string, args: string[]) => async (): Promise<boolean> => {
-  await run(file, args, { timeout: 5_000 });
-  return true;
-};
-
-/** Starts the local RabbitMQ node and waits until it serves (the node registers with epmd first). */
-async function startBroker(): Promise<void> {
-  await sh('rabbitmq-server', ['-detached']);
-  await until('the RabbitMQ node', ok('rabbitmqctl', ['-q', 'ping']));
-  await sh('rabbitmqctl', ['-q', 'await_startup', '--timeout', '120'], 130_000);
+/** Starts whichever of RabbitMQ, Redis and PostgreSQL is down, as `npm run setup` does. */
+export async function ensureServicesUp(): Promise<void> {
+  await sh('bash', [SERVICES]);
 }
 
 export async function restartBroker(): Promise<void> {
   await sh('rabbitmqctl', ['-q', 'shutdown']);
-  await startBroker();
+  await ensureServicesUp();
 }
 
-export async function restartRedis(port: number): Promise<void> {
-  await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'shutdown', 'nosave']).catch(() => undefined); // exits non-zero as the server goes
+export async function restartRedis(): Promise<void> {
+  await run('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'shutdown', 'nosave']).catch(() => undefined); // exits non-zero as the server goes
   await sleep(1_000);
-  await sh('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no']);
-  await until('Redis', ok('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping']));
+  await ensureServicesUp();
 }
 
 export async function restartPostgres(): Promise<void> {
   const [version] = readdirSync('/etc/postgresql');
   if (!version) throw new Error('no PostgreSQL cluster under /etc/postgresql');
   await sh('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'restart']);
-  await until('PostgreSQL', ok('pg_isready', ['-q', '-h', '127.0.0.1', '-p', '5432']));
-}
-
-/** Services a chaos run must see running at its end, restarted if a fault left one down. */
-export async function ensureServicesUp(redisPort: number): Promise<void> {
-  if (!(await ok('rabbitmqctl', ['-q', 'ping'])().catch(() => false))) await startBroker();
-  if (!(await ok('redis-cli', ['-h', '127.0.0.1', '-p', String(redisPort), 'ping'])().catch(() => false))) {
-    await sh('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(redisPort), '--save', '', '--appendonly', 'no']);
-  }
-  if (!(await ok('pg_isready', ['-q', '-h', '127.0.0.1', '-p', '5432'])().catch(() => false))) {
-    const [version] = readdirSync('/etc/postgresql');
-    await sh('pg_ctlcluster', ['--skip-systemctl-redirect', version ?? '15', 'main', 'start']);
-  }
+  await ensureServicesUp();
 }
 
 /** Messages seen on the bus, kept to be delivered again. */

@@ -89,9 +89,10 @@ async function request(url: string, init: RequestInit, accept: (status: number) 
 runCli('chaos', async () => {
   const args = parse(process.argv.slice(2));
   const config = getConfig();
-  const redisPort = Number(new URL(config.redisUrl).port || 6379);
-  for (const [name, url] of [['AMQP_URL', config.amqpUrl], ['REDIS_URL', config.redisUrl], ['DATABASE_URL', config.databaseUrl]] as const) {
-    if (!['127.0.0.1', 'localhost'].includes(new URL(url).hostname)) throw new UsageError(`chaos restarts the local services; ${name} must point at this machine`);
+  // It restarts the services scripts/services.sh runs: the local ones on their default ports.
+  for (const [name, url, port] of [['AMQP_URL', config.amqpUrl, '5672'], ['REDIS_URL', config.redisUrl, '6379'], ['DATABASE_URL', config.databaseUrl, '5432']] as const) {
+    const u = new URL(url);
+    if (!['127.0.0.1', 'localhost'].includes(u.hostname) || (u.port || port) !== port) throw new UsageError(`chaos restarts the local services on their default ports; ${name} must point at 127.0.0.1:${port}`);
   }
   const rnd = new Random(args.seed);
   const runId = `chaos${args.seed.toString(36)}${Date.now().toString(36)}`;
@@ -99,7 +100,7 @@ runCli('chaos', async () => {
   const httpPort = 20_000 + rnd.int(0, 9_999);
   const temporalPort = 31_000 + rnd.int(0, 999);
   const api = `http://127.0.0.1:${httpPort}`;
-  await ensureServicesUp(redisPort);
+  await ensureServicesUp();
   await migrate(config.databaseUrl, silentLogger);
   const db = createPool(config.databaseUrl, 'chaos');
 
@@ -164,7 +165,7 @@ runCli('chaos', async () => {
         if (kind.startsWith('kill ')) await fleet.kill(kind.slice(5));
         else if (kind === 'broker closes all connections') await new Promise<void>((done, fail) => spawn('rabbitmqctl', ['-q', 'close_all_connections', 'chaos']).on('exit', (c) => (c === 0 ? done() : fail(new Error(`rabbitmqctl exited ${c}`)))));
         else if (kind === 'broker restart') await restartBroker();
-        else if (kind === 'redis restart') await restartRedis(redisPort);
+        else if (kind === 'redis restart') await restartRedis();
         else if (kind === 'postgres restart') await restartPostgres();
         else await recorder.redeliver(publisher, rnd, 25);
         faults.set(kind, (faults.get(kind) ?? 0) + 1);
@@ -204,7 +205,7 @@ runCli('chaos', async () => {
   } finally {
     await fleet.stop();
     await amqp.close();
-    await ensureServicesUp(redisPort);
+    await ensureServicesUp();
     await db.end();
   }
 

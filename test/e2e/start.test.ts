@@ -336,6 +336,23 @@ describe('npm start', function () {
     await eventually(() => start!.output.filter((l) => /\[start\] payments running/.test(l)).length === 2, { timeoutMs: 30_000, what: 'payments to be restarted' });
   });
 
+  it('connects to the broker as the user its environment names (so the log check below means something)', async () => {
+    const fleetNames = ['payments', 'inventory', 'shipping', 'notifications', 'order-projection', 'saga-bridge', 'temporal-worker', 'outbox-relay'];
+    const connectedAs = async (): Promise<string[]> => {
+      const connections = (await brokerApi('GET', '/connections?columns=user,client_properties')) as Array<{ user: string; client_properties: { connection_name?: string } }>;
+      return connections.filter((c) => c.user === brokerUser).map((c) => c.client_properties.connection_name ?? '');
+    };
+    // payments was just restarted by the test before: the management API lists it a moment later.
+    await eventually(async () => {
+      const connected = await connectedAs();
+      return fleetNames.every((n) => connected.includes(n));
+    }, {
+      timeoutMs: 30_000,
+      what: 'every process connected as the configured user',
+    });
+    expect(await connectedAs()).to.include.members(fleetNames);
+  });
+
   it('stops everything on Ctrl-C and exits 0', async () => {
     start!.kill('SIGINT');
     expect(await start!.exited(60_000)).to.deep.equal({ code: 0, signal: null });
