@@ -61,6 +61,17 @@ function readInput(file: string): Buffer {
   }
 }
 
+/** The eventId a raw body names, if it is a JSON object with one. */
+function eventIdOf(content: Buffer): string | undefined {
+  try {
+    const body = JSON.parse(content.toString('utf8')) as unknown;
+    const id = body !== null && typeof body === 'object' ? (body as { eventId?: unknown }).eventId : undefined;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Builds the envelope to send from the file's JSON; each copy gets a new id unless the file fixes one. */
 export function envelopeFrom(input: unknown, routingKey: string, validator: MessageValidator): () => Envelope {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
@@ -94,8 +105,11 @@ runCli('publish', async () => {
   const exchange = inNamespace(bus.namespace, args.exchange);
   try {
     if (args.raw) {
+      // Consumers refuse a messageId that is not the envelope's eventId, so a body that
+      // names an eventId is sent under it (copies are then duplicates); anything else gets fresh ids.
+      const bodyId = eventIdOf(content);
       for (let sent = 0; sent < args.count; sent += CHUNK) {
-        const ids = Array.from({ length: Math.min(CHUNK, args.count - sent) }, () => ulid());
+        const ids = Array.from({ length: Math.min(CHUNK, args.count - sent) }, () => bodyId ?? ulid());
         await Promise.all(ids.map((messageId) => bus.publisher.publish({ exchange: args.exchange, routingKey: args.routingKey, content, options: { messageId, mandatory: true } })));
         for (const id of ids) console.log(id);
       }

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dlqName } from '../../shared/messaging/topology';
+import { newEnvelope } from '../../shared/messaging/envelope';
 import { captureData, TestBus } from '../helpers/bus';
 import { runTs } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
@@ -70,6 +71,19 @@ describe('npm run publish', function () {
     const { code } = await publish(['--exchange', 'commands', '--routing-key', 'payments.capture', '--file', file('junk.txt', 'not json at all'), '--raw']);
     expect(code).to.equal(0);
     await eventually(async () => (await bus.messageCount(dlqName(spec.name))) === 1, { what: 'the raw message in the DLQ' });
+  });
+
+  it('sends a raw valid envelope under its own eventId, so the consumer handles it once however many copies go', async () => {
+    const spec = bus.queue('raw-valid', { bind: [['commands', 'payments.capture']] });
+    const handled: string[] = [];
+    await bus.consumer(spec, { 'payments.capture': async (e) => void handled.push(e.eventId) });
+    const envelope = newEnvelope('payments.capture', captureData('o-raw'), { aggregateId: 'o-raw' });
+    const { code } = await publish(['--exchange', 'commands', '--routing-key', 'payments.capture', '--file', file('raw.json', JSON.stringify(envelope)), '--raw', '--count', '3']);
+    expect(code).to.equal(0);
+    await eventually(() => handled.length === 1, { what: 'the raw envelope handled' });
+    await eventually(async () => (await bus.messageCount(spec.name)) === 0, { what: 'the copies acked' });
+    expect(handled).to.deep.equal([envelope.eventId]);
+    expect(await bus.messageCount(dlqName(spec.name))).to.equal(0);
   });
 
   const usage: Array<[string, string[], RegExp]> = [
