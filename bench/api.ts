@@ -20,8 +20,9 @@ export interface ApiSide {
   errors: number;
 }
 
-async function measure(mode: 'ours' | 'sync', port: number, rate: number, seconds: number): Promise<ApiSide> {
-  const child = spawn(process.execPath, ['-r', 'ts-node/register', resolve(__dirname, 'api-servers.ts'), mode, String(port)], { env: childEnvironment({ LOG_LEVEL: 'silent' }), stdio: ['ignore', 'pipe', 'inherit'] });
+async function measure(config: Config, mode: 'ours' | 'sync', port: number, rate: number, seconds: number): Promise<ApiSide> {
+  const env = childEnvironment({ LOG_LEVEL: 'silent', DATABASE_URL: config.databaseUrl });
+  const child = spawn(process.execPath, ['-r', 'ts-node/register', resolve(__dirname, 'api-servers.ts'), mode, String(port)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await new Promise<void>((done, fail) => {
       child.stdout.on('data', (d: Buffer) => d.toString().includes('listening') && done());
@@ -64,8 +65,8 @@ export async function benchApi(config: Config, rate: number, seconds: number): P
   const db = createPool(config.databaseUrl, 'bench-api-cleanup', 2);
   try {
     const port = 41_000 + Math.floor(Math.random() * 1_000);
-    const ours = await measure('ours', port, rate, seconds);
-    const sync = await measure('sync', port + 10, rate, seconds);
+    const ours = await measure(config, 'ours', port, rate, seconds);
+    const sync = await measure(config, 'sync', port + 10, rate, seconds);
     return { rate, seconds, ours, sync, p99Ratio: Math.round((ours.p99Ms / sync.p99Ms) * 1000) / 1000 };
   } finally {
     await cleanup(db);

@@ -8,6 +8,7 @@ import { getConfig } from '../shared/config';
 import { migrate } from '../shared/db/migrate';
 import { silentLogger } from '../shared/observability/logger';
 import { runCli, UsageError } from '../scripts/cli';
+import { databaseBeside } from '../scripts/fleet';
 import { benchApi } from './api';
 import { environment } from './lib';
 import { benchConsume, benchPublish } from './messaging';
@@ -36,7 +37,8 @@ runCli('bench', async () => {
   const only = (values.only?.split(',') ?? [...FIGURES]) as Figure[];
   for (const f of only) if (!FIGURES.includes(f)) throw new UsageError(`--only takes a comma-separated list of ${FIGURES.join(', ')} (got "${f}")`);
   const size = values.quick ? SIZES.quick : SIZES.full;
-  const config = getConfig();
+  // A database of the bench's own: its relays drain whatever outbox they see.
+  const config = { ...getConfig(), databaseUrl: databaseBeside(getConfig().databaseUrl, 'bench') };
   await migrate(config.databaseUrl, silentLogger);
   const started = Date.now();
   const results: Record<string, unknown> = {};

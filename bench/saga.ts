@@ -24,7 +24,7 @@ export async function benchSaga(config: Config, rate: number, seconds: number): 
   const httpPort = 43_000 + Math.floor(Math.random() * 1_000);
   const temporalPort = 33_000 + Math.floor(Math.random() * 900);
   const api = `http://127.0.0.1:${httpPort}`;
-  const fleet = new StartedFleet({ BUS_NAMESPACE: namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, LOG_LEVEL: 'warn' });
+  const fleet = new StartedFleet({ BUS_NAMESPACE: namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, LOG_LEVEL: 'warn', DATABASE_URL: config.databaseUrl });
   const db = createPool(config.databaseUrl, 'bench-saga', 4);
   const customerId = `bench-saga-${ulid()}`;
   const body = JSON.stringify({ customerId, items: [{ sku: 'PROD-003', quantity: 1, unitPrice: 4.5 }], currency: 'EUR', shippingAddress: { city: 'Berlin', country: 'DE' }, paymentMethod: { token: 'tok_ok' } });

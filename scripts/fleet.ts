@@ -89,3 +89,14 @@ export async function deleteNamespace(channel: Channel, namespace: string): Prom
     for (const e of access.topology.exchanges) await channel.deleteExchange(e.name).catch(() => undefined);
   }
 }
+
+/**
+ * A database beside the configured one (`<name>_<suffix>`), for runs that start a fleet of
+ * their own: its outbox relay must not publish, into another bus namespace, the rows of a
+ * fleet that shares the configured database. The project creates it on migration.
+ */
+export function databaseBeside(databaseUrl: string, suffix: string): string {
+  const url = new URL(databaseUrl);
+  url.pathname = `${url.pathname.replace(/\/$/, '') || '/fulfillment'}_${suffix}`;
+  return url.toString();
+}

@@ -24,7 +24,7 @@ import { MessageValidator } from '../../shared/messaging/validator';
 import { silentLogger } from '../../shared/observability/logger';
 import { connectTemporal } from '../../shared/temporal/client';
 import { runCli, UsageError } from '../cli';
-import { StartedFleet, deleteNamespace } from '../fleet';
+import { databaseBeside, deleteNamespace, StartedFleet } from '../fleet';
 import { fleetAccess } from '../rabbitmq-definitions';
 import { Random } from '../random';
 import { checkConservation, checkEffects, checkOutcomes, checkStuck, moneyOf, openOrders, otherStockMoves, stockLevels, type Checks, type PlacedOrder, type Scenario } from './checks';
@@ -101,8 +101,10 @@ runCli('chaos', async () => {
   const temporalPort = 31_000 + rnd.int(0, 999);
   const api = `http://127.0.0.1:${httpPort}`;
   await ensureServicesUp();
-  await migrate(config.databaseUrl, silentLogger);
-  const db = createPool(config.databaseUrl, 'chaos');
+  // A database of the run's own: its relay drains whatever outbox it sees.
+  const databaseUrl = databaseBeside(config.databaseUrl, 'chaos');
+  await migrate(databaseUrl, silentLogger);
+  const db = createPool(databaseUrl, 'chaos');
 
   // A recovering connection that records what flows on the bus, to deliver some of it again.
   const amqp = new AmqpConnection({ url: config.amqpUrl, name: 'chaos' });
@@ -122,7 +124,7 @@ runCli('chaos', async () => {
   console.log(`chaos: seed ${args.seed}, ${args.orders} orders over ${args.seconds} s, bus namespace ${namespace}`);
   mkdirSync(dirname(args.out), { recursive: true });
   const logFile = args.out.replace(/\.json$/, '') + '.log';
-  const fleet = new StartedFleet({ BUS_NAMESPACE: namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, LOG_LEVEL: 'warn' }, logFile);
+  const fleet = new StartedFleet({ BUS_NAMESPACE: namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, LOG_LEVEL: 'warn', DATABASE_URL: databaseUrl }, logFile);
   const faults = new Map<FaultKind, number>(FAULT_KINDS.map((k) => [k, 0]));
   const faultErrors: string[] = [];
   const placed: PlacedOrder[] = [];
