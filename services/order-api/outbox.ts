@@ -32,6 +32,8 @@ export interface OutboxRelayOptions {
 export class OutboxRelay {
   private stopped = false;
   private wake?: () => void;
+  /** Set by a notification; one that arrives while a batch runs must not be lost. */
+  private notified = false;
   private listener?: PoolClient;
   private loop?: Promise<void>;
   private readonly batchSize: number;
@@ -57,7 +59,10 @@ export class OutboxRelay {
   private async listen(): Promise<void> {
     try {
       const client = await this.db.connect();
-      client.on('notification', () => this.wake?.());
+      client.on('notification', () => {
+        this.notified = true;
+        this.wake?.();
+      });
       client.on('error', () => undefined);
       await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
       this.listener = client;
@@ -70,9 +75,11 @@ export class OutboxRelay {
     let failures = 0;
     while (!this.stopped) {
       try {
+        this.notified = false;
         const published = await this.drainOnce();
         failures = 0;
-        if (published === this.batchSize) continue; // more may be waiting
+        // More may be waiting; or a commit notified while this batch ran (no wake was set then).
+        if (published === this.batchSize || this.notified) continue;
       } catch (err) {
         failures++;
         this.logger.warn({ err: errorMessage(err) }, 'outbox: batch failed; will retry');

@@ -80,4 +80,19 @@ describe('outbox relay', function () {
     await eventually(() => published(new Set([event!.eventId])).length === 1, { timeoutMs: 5_000, what: 'the event' });
     expect(Date.now() - started).to.be.below(5_000);
   });
+
+  it('does not lose a NOTIFY that arrives while a batch is being published (a flaky CI run found it)', async () => {
+    const [first] = await placeMany(1);
+    let second: Envelope | undefined;
+    await relay({
+      pollMs: 60_000,
+      beforeMark: async () => {
+        if (second) return;
+        [second] = await placeMany(1); // commits and notifies while this batch is still open
+        await new Promise((r) => setTimeout(r, 200)); // the notification arrives before the batch ends
+      },
+    });
+    await eventually(() => published(new Set([first!.eventId])).length === 1, { what: 'the first event' });
+    await eventually(() => second !== undefined && published(new Set([second.eventId])).length === 1, { timeoutMs: 5_000, what: 'the event committed during the batch' });
+  });
 });
