@@ -183,21 +183,22 @@ describe('orderFulfillment saga (time-skipping server, mocked activities)', func
   });
 
   it('compensates instead of hanging when a step waits longer than its timeout (a day, skipped)', async function () {
-    // About 90 s: after the clock jump the test server takes that long to re-dispatch the workflow task.
-    this.timeout(300_000);
-    // A server of its own: activities left waiting by other tests would hold its clock.
+    this.timeout(180_000);
+    // A server of its own: async-completion activities left by the cancellation tests hold
+    // the shared server's clock until their one-minute attempts time out.
     const own = await TestWorkflowEnvironment.createTimeSkipping({ server: timeSkippingServer() });
     const calls: string[] = [];
+    let attempts = 0;
     try {
-      const result = await saga(
-        mocks(calls, { reserveStock: neverAnswered }),
-        async () => {
-          await eventually(() => calls.includes('reserveStock'), { what: 'the reservation to be sent' });
-          // An activity waiting for async completion holds the test server's clock; move it on.
-          await own.sleep(24 * 3600_000 + 1_000); // just past the timeout: a longer jump would expire the saga's next workflow task
-        },
-        own,
-      );
+      // Every attempt ends the way an unanswered one does after its minute: retryable. (A mock
+      // that awaited async completion would hold the clock for a real minute per attempt.)
+      const reserveStock = async () => {
+        attempts++;
+        throw ApplicationFailure.retryable('no answer within the attempt', 'AttemptTimedOut');
+      };
+      const result = await saga(mocks(calls, { reserveStock }), undefined, own);
+      // Backoff 1 s, 2 s, ... capped at a minute: about 1,440 attempts fill the day.
+      expect(attempts).to.be.within(1_400, 1_450);
       expect(result).to.deep.include({ outcome: 'cancelled', cancellationReason: 'out_of_stock', compensationsRun: ['releaseStock', 'refundPayment'] });
     } finally {
       await own.teardown();
