@@ -52,8 +52,16 @@ export class AmqpConnection extends EventEmitter {
         waitForConnect: false,
         ...(this.options.initialMaxRetries === undefined ? {} : { initialMaxRetries: this.options.initialMaxRetries }),
         setup: async (model: ChannelModel) => {
+          // amqplib watches a new connection only once setup is done. A socket reset while the
+          // hooks run would be an unhandled 'error' event that kills the process (seen in a
+          // chaos run), and a close then unseen would leave recovery holding a dead connection.
+          let lost: Error | undefined;
+          const onLost = (err?: Error): void => void (lost ??= err ?? new Error('connection closed'));
+          model.on('error', onLost);
+          model.once('close', onLost);
           this.current = model;
           for (const hook of [...this.hooks]) await hook(model);
+          if (lost) throw new Error(`amqp connection lost during setup: ${errorMessage(lost)}`);
         },
       },
     });

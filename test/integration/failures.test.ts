@@ -1,13 +1,24 @@
 // The messaging core when its dependencies fail: the broker closes every connection,
 // Redis goes away, and a dead-lettered message is replayed.
 import { expect } from 'chai';
+import { getConfig } from '../../shared/config';
 import { TransientError } from '../../shared/errors';
+import type { ChannelModel } from 'amqplib';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AmqpConnection } from '../../shared/messaging/connection';
 import { newEnvelope } from '../../shared/messaging/envelope';
 import { dlqName } from '../../shared/messaging/topology';
 import { captureData, TestBus } from '../helpers/bus';
 import { runTs } from '../helpers/processes';
 import { closeAllBrokerConnections, PrivateRedis } from '../helpers/services';
 import { eventually, holds } from '../helpers/wait';
+
+/** What the broker vanishing mid-write does to a client: its socket fails with ECONNRESET. */
+function resetSocket(model: ChannelModel): void {
+  const socket = (model.connection as unknown as { stream: Socket }).stream;
+  socket.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+}
 
 describe('messaging under failure', () => {
   let bus: TestBus;
@@ -56,6 +67,30 @@ describe('messaging under failure', () => {
     await eventually(() => [...confirmed].every((id) => handled.has(id)), { timeoutMs: 60_000, what: `all ${total} confirmed messages handled (have ${handled.size})` });
     expect([...handled.values()].every((n) => n === 1)).to.equal(true, 'a message was handled twice');
     expect(disconnects).to.equal(1, 'the broker did not interrupt the flow; the test proved nothing');
+  });
+
+  it('survives a socket reset while its setup hooks run after a reconnect, and connects again (found by the chaos run: the process died)', async () => {
+    // amqplib watches a connection only once its setup hooks are done. A reset in between was
+    // an unhandled 'error' event (mocha reports it as an uncaught failure); with that handled,
+    // recovery went on to adopt the dead connection and never reconnected (the wait times out).
+    const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: 'reset-during-setup' });
+    await connection.start();
+    try {
+      const models: ChannelModel[] = [];
+      await connection.addSetup(async (model) => {
+        models.push(model);
+        if (models.length !== 2) return;
+        // The first reconnect's setup is waiting on the broker (declaring, say) when the socket resets.
+        resetSocket(model);
+        await sleep(100);
+      });
+      resetSocket(models[0]!); // a reset while connected: recovery reconnects
+      await eventually(() => models.length === 3 && connection.channelModel === models[2], { what: 'the connection to recover after the reset during setup' });
+      const channel = await connection.channelModel!.createChannel();
+      await channel.close();
+    } finally {
+      await connection.close();
+    }
   });
 
   it('holds messages while Redis is down and handles each once after it is back', async function () {
