@@ -32,6 +32,8 @@ export interface Checks {
   conservation: string[];
   stuck: string[];
   ordering: string[];
+  /** A process that exited without being killed by the run (the supervisor hides it otherwise). */
+  crashed: string[];
 }
 
 interface ReadRow {

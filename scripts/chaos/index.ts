@@ -129,7 +129,7 @@ runCli('chaos', async () => {
   const faultErrors: string[] = [];
   const placed: PlacedOrder[] = [];
   const notAccepted: string[] = [];
-  const checks: Checks = { lost: [], wrongOutcome: [], duplicated: [], conservation: [], stuck: [], ordering: [] };
+  const checks: Checks = { lost: [], wrongOutcome: [], duplicated: [], conservation: [], stuck: [], ordering: [], crashed: [] };
   let quietMs: number;
   try {
     await fleet.waitFor(/\[start\] Ctrl-C stops everything/, 180_000);
@@ -203,6 +203,7 @@ runCli('chaos', async () => {
     await checkStuck(temporal, admin, placed, queues, checks);
     await temporal.connection.close();
 
+    checks.crashed.push(...fleet.exits.filter((line) => !line.includes('exited (SIGKILL)')));
     await deleteNamespace(admin, namespace);
   } finally {
     await fleet.stop();
@@ -222,6 +223,7 @@ runCli('chaos', async () => {
     faultsInjected: [...faults.values()].reduce((a, b) => a + b, 0),
     faultErrors,
     processExits: fleet.exits.length,
+    crashed: checks.crashed.length,
     lost: checks.lost.length,
     wrongOutcome: checks.wrongOutcome.length,
     duplicated: checks.duplicated.length,
@@ -238,7 +240,8 @@ runCli('chaos', async () => {
   const rows: Array<[string, string | number]> = [
     ['orders accepted', `${placed.length} of ${args.orders}`],
     ['faults injected', `${report.faultsInjected} (${Object.entries(report.faults).map(([k, n]) => `${k} ×${n}`).join(', ')})`],
-    ['process exits (killed or crashed)', fleet.exits.length],
+    ['process exits', fleet.exits.length],
+    ['crashed (exited unkilled)', checks.crashed.length],
     ['lost', checks.lost.length],
     ['wrong outcome', checks.wrongOutcome.length],
     ['duplicated effects', checks.duplicated.length],

@@ -16,13 +16,14 @@ interface Report {
   conservationErrors: number;
   stuck: number;
   orderingErrors: number;
+  crashed: number;
   violations: number;
 }
 
 describe('npm run chaos (100 orders, 60 s, seed 7)', function () {
   this.timeout(900_000);
 
-  it('loses nothing, does nothing twice, conserves stock and money, leaves nothing stuck and keeps every history in order', async () => {
+  it('loses nothing, does nothing twice, conserves stock and money, leaves nothing stuck, keeps every history in order, and no process crashes', async () => {
     const out = resolve(ROOT, 'test-artifacts', 'chaos-suite.json');
     const chaos = runTs('scripts/chaos/index.ts', ['--orders', '100', '--seconds', '60', '--seed', '7', '--out', out]);
     const { code } = await chaos.exited(840_000);
@@ -30,8 +31,8 @@ describe('npm run chaos (100 orders, 60 s, seed 7)', function () {
     const report = JSON.parse(readFileSync(out, 'utf8')) as Report;
     for (const kind of FAULT_KINDS) expect(report.faults[kind], kind).to.be.at.least(1);
     expect(report.orders.accepted).to.equal(100);
-    expect({ lost: report.lost, wrongOutcome: report.wrongOutcome, duplicated: report.duplicated, conservation: report.conservationErrors, stuck: report.stuck, ordering: report.orderingErrors }).to.deep.equal(
-      { lost: 0, wrongOutcome: 0, duplicated: 0, conservation: 0, stuck: 0, ordering: 0 },
+    expect({ lost: report.lost, wrongOutcome: report.wrongOutcome, duplicated: report.duplicated, conservation: report.conservationErrors, stuck: report.stuck, ordering: report.orderingErrors, crashed: report.crashed }).to.deep.equal(
+      { lost: 0, wrongOutcome: 0, duplicated: 0, conservation: 0, stuck: 0, ordering: 0, crashed: 0 },
       log,
     );
     expect(report.violations).to.equal(0, log);
