@@ -28,27 +28,27 @@ async function sh(file: string, args: string[], timeoutMs = 180_000): Promise<vo
   await run(file, args, { timeout: timeoutMs });
 }
 
-/** Starts whichever of RabbitMQ, Redis and PostgreSQL is down, as `npm run setup` does. */
-export async function ensureServicesUp(): Promise<void> {
-  await sh('bash', [SERVICES]);
+/** Starts whichever of the named services (default all three) is down, as `npm run setup` does. */
+export async function ensureServicesUp(...services: Array<'rabbitmq' | 'redis' | 'postgres'>): Promise<void> {
+  await sh('bash', [SERVICES, ...services]);
 }
 
 export async function restartBroker(): Promise<void> {
   await sh('rabbitmqctl', ['-q', 'shutdown']);
-  await ensureServicesUp();
+  await ensureServicesUp('rabbitmq');
 }
 
 export async function restartRedis(): Promise<void> {
   await run('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'shutdown', 'nosave']).catch(() => undefined); // exits non-zero as the server goes
   await sleep(1_000);
-  await ensureServicesUp();
+  await ensureServicesUp('redis');
 }
 
 export async function restartPostgres(): Promise<void> {
   const [version] = readdirSync('/etc/postgresql');
   if (!version) throw new Error('no PostgreSQL cluster under /etc/postgresql');
   await sh('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'restart']);
-  await ensureServicesUp();
+  await ensureServicesUp('postgres');
 }
 
 /** Messages seen on the bus, kept to be delivered again. */

@@ -181,6 +181,7 @@ runCli('chaos', async () => {
     // Quiet: every accepted order final, and every queue of the namespace empty.
     const queues = fleetAccess(namespace).flatMap((a) => a.topology.queues);
     const quietStart = Date.now();
+    await amqp.waitUntilConnected(120_000); // the last fault may have been the broker's
     const admin = await amqp.channelModel!.createChannel();
     admin.on('error', () => undefined);
     const queueDepth = async (): Promise<number> => {
