@@ -1,13 +1,13 @@
 // Composition root of the order-api process: the HTTP API on HTTP_PORT.
 import { createPool, query } from '../../shared/db';
-import { migrate } from '../../shared/db/migrate';
+import { migrate, STARTUP_DATABASE_WAIT_MS } from '../../shared/db/migrate';
 import { runProcess } from '../../shared/di/process';
 import { connectTemporal, ensureSearchAttributes } from '../../shared/temporal/client';
 import { buildApp } from './app';
 import { TemporalSagaControl } from './saga-control';
 
 runProcess('order-api', async ({ config, logger }) => {
-  await migrate(config.databaseUrl, logger);
+  await migrate(config.databaseUrl, logger, { waitForDatabaseMs: STARTUP_DATABASE_WAIT_MS });
   const db = createPool(config.databaseUrl, 'order-api', 20);
   const temporal = await connectTemporal(config);
   await ensureSearchAttributes(temporal, config.temporalNamespace);

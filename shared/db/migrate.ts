@@ -5,7 +5,9 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { runner } from 'node-pg-migrate';
+import { DependencyUnavailableError, errorMessage } from '../errors';
 import type { Logger } from '../observability/logger';
+import { classifyDbError } from './index';
 
 export const MIGRATIONS_DIR = resolve(__dirname, 'migrations');
 
@@ -15,8 +17,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
   const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
   if (!name) throw new Error('DATABASE_URL names no database');
   url.pathname = '/postgres';
-  const admin = new Client({ connectionString: url.toString() });
-  await admin.connect();
+  const admin = await connectedClient(url.toString());
   try {
     const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (exists.rowCount === 0) {
@@ -32,30 +33,61 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
+export interface MigrateOptions {
+  /**
+   * How long to wait for an unreachable PostgreSQL, in ms. Default 0: fail at once (the
+   * CLI). A process starting while the database restarts waits instead of exiting.
+   */
+  waitForDatabaseMs?: number;
+}
+
+/** How long a fleet process waits at start for PostgreSQL. */
+export const STARTUP_DATABASE_WAIT_MS = 120_000;
+
 /** Brings the database to the latest migration; returns the names of the migrations applied now. */
-export async function migrate(databaseUrl: string, logger?: Logger): Promise<string[]> {
-  await ensureDatabase(databaseUrl);
-  // node-pg-migrate refuses (rather than waits) while another process holds its lock.
+export async function migrate(databaseUrl: string, logger?: Logger, options: MigrateOptions = {}): Promise<string[]> {
+  const deadline = Date.now() + (options.waitForDatabaseMs ?? 0);
   for (let attempt = 1; ; attempt++) {
     try {
+      await ensureDatabase(databaseUrl);
       return await migrateOnce(databaseUrl, logger);
     } catch (err) {
-      if (!(err instanceof Error && /Another migration is already running/.test(err.message)) || attempt >= 100) throw err;
-      await sleep(Math.min(50 * attempt, 500));
+      // node-pg-migrate refuses (rather than waits) while another process holds its lock.
+      const locked = err instanceof Error && /Another migration is already running/.test(err.message);
+      const unreachable = classifyDbError(err) instanceof DependencyUnavailableError;
+      if (!(locked && attempt < 100) && !(unreachable && Date.now() < deadline)) throw err;
+      if (unreachable && attempt === 1) logger?.warn({ err: errorMessage(err) }, 'PostgreSQL is not reachable; waiting for it');
+      await sleep(Math.min(50 * attempt, unreachable ? 1_000 : 500));
     }
   }
 }
 
+/**
+ * A client that loses its connection mid-query emits 'error' besides failing the query;
+ * without a listener that would kill the process (a database restarting while it starts).
+ */
+async function connectedClient(databaseUrl: string): Promise<Client> {
+  const client = new Client({ connectionString: databaseUrl });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
 async function migrateOnce(databaseUrl: string, logger?: Logger): Promise<string[]> {
-  const applied = await runner({
-    databaseUrl,
-    dir: MIGRATIONS_DIR,
-    direction: 'up',
-    migrationsTable: 'pgmigrations',
-    checkOrder: true,
-    log: (message: string) => logger?.debug({ migration: message }, 'migrate'),
-  });
-  const names = applied.map((m) => m.name);
-  if (names.length > 0) logger?.info({ applied: names }, 'database migrated');
-  return names;
+  const client = await connectedClient(databaseUrl);
+  try {
+    const applied = await runner({
+      dbClient: client,
+      dir: MIGRATIONS_DIR,
+      direction: 'up',
+      migrationsTable: 'pgmigrations',
+      checkOrder: true,
+      log: (message: string) => logger?.debug({ migration: message }, 'migrate'),
+    });
+    const names = applied.map((m) => m.name);
+    if (names.length > 0) logger?.info({ applied: names }, 'database migrated');
+    return names;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }

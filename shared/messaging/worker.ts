@@ -4,7 +4,7 @@ import type { DependencyContainer } from 'tsyringe';
 import type Redis from 'ioredis';
 import type { Config } from '../config';
 import { createPool, type Pool } from '../db';
-import { migrate } from '../db/migrate';
+import { migrate, STARTUP_DATABASE_WAIT_MS } from '../db/migrate';
 import { createRedis, RedisDedupStore, type DedupStore } from '../dedup';
 import { TOKENS } from '../di/tokens';
 import type { Logger } from '../observability/logger';
@@ -62,7 +62,7 @@ export async function startWorker(definition: WorkerDefinition, config: Config, 
   container.register(TOKENS.DedupStore, { useValue: dedup });
   await definition.register?.(container, config);
 
-  await migrate(config.databaseUrl, logger);
+  await migrate(config.databaseUrl, logger, { waitForDatabaseMs: STARTUP_DATABASE_WAIT_MS });
   const topology = definition.topology(config.busNamespace);
   await connection.start();
   await connection.addSetup(async (model) => {

@@ -1,5 +1,9 @@
 // The project creates its database and tables itself, with versioned migrations.
+import { once } from 'node:events';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { expect } from 'chai';
+import pino from 'pino';
 import { Client } from 'pg';
 import { getConfig } from '../../shared/config';
 import { migrate } from '../../shared/db/migrate';
@@ -43,5 +47,37 @@ describe('database migrations', function () {
   it('lets several processes migrate at once', async () => {
     const results = await Promise.all([migrate(url.toString()), migrate(url.toString()), migrate(url.toString())]);
     expect(results.flat()).to.deep.equal([]);
+  });
+
+  it('waits at process start for a PostgreSQL that is not reachable yet, and fails at once when asked not to wait', async () => {
+    // A port where PostgreSQL "comes up" (a proxy to the real one) 1.5 s after migrate starts.
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    probe.close();
+    const later = new URL(url);
+    later.port = String(port);
+    const real = new URL(url);
+
+    await expect(migrate(later.toString())).to.be.rejectedWith(/ECONNREFUSED/);
+
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, new Writable({ write: (chunk: Buffer, _enc, done) => done(void lines.push(chunk.toString())) }));
+    const started = Date.now();
+    const migrating = migrate(later.toString(), logger, { waitForDatabaseMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1_500));
+    const proxy = createServer((socket) => {
+      const upstream = connect(Number(real.port || 5432), real.hostname);
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    }).listen(port, '127.0.0.1');
+    try {
+      expect(await migrating).to.deep.equal([]);
+      expect(Date.now() - started).to.be.at.least(1_500);
+      expect(lines.join('')).to.include('PostgreSQL is not reachable; waiting for it');
+    } finally {
+      proxy.close();
+    }
   });
 });

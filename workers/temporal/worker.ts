@@ -4,7 +4,7 @@ import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker
 import { createSagaActivities } from '../../activities';
 import type { Config } from '../../shared/config';
 import { createPool } from '../../shared/db';
-import { migrate } from '../../shared/db/migrate';
+import { migrate, STARTUP_DATABASE_WAIT_MS } from '../../shared/db/migrate';
 import { runProcess } from '../../shared/di/process';
 import { connectPublisher } from '../../shared/messaging/publisher';
 import { MessageValidator } from '../../shared/messaging/validator';
@@ -12,7 +12,7 @@ import type { Logger } from '../../shared/observability/logger';
 import { SAGA } from '../../shared/saga';
 
 export async function startSagaWorker(config: Config, logger: Logger): Promise<{ stop(): Promise<void> }> {
-  await migrate(config.databaseUrl, logger);
+  await migrate(config.databaseUrl, logger, { waitForDatabaseMs: STARTUP_DATABASE_WAIT_MS });
   const db = createPool(config.databaseUrl, 'temporal-worker');
   const { connection: amqp, publisher } = await connectPublisher(config, 'temporal-worker', new MessageValidator(), logger);
 
