@@ -6,6 +6,12 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** A flag's value as a whole number within [min, max], or a UsageError that says so. */
+export function wholeNumber(flag: string, text: string, min: number, max: number, usage: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max} (got "${text}")\n${usage}`);
+  return Number(text);
+}
+
 export function runCli(name: string, main: () => Promise<number> | number): void {
   Promise.resolve()
     .then(main)

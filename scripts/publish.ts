@@ -11,7 +11,7 @@ import type { Envelope } from '../shared/events';
 import type { MessageValidator } from '../shared/messaging/validator';
 import { inNamespace } from '../shared/messaging/topology';
 import { connectTool } from './amqp-tool';
-import { runCli, UsageError } from './cli';
+import { runCli, UsageError, wholeNumber } from './cli';
 
 const CHUNK = 1000;
 const USAGE = 'usage: npm run publish -- --exchange X --routing-key K --file F [--raw] [--count N]';
@@ -41,15 +41,12 @@ function parse(argv: string[]): Args {
   for (const flag of ['exchange', 'routing-key', 'file'] as const) {
     if (values[flag] === undefined) throw new UsageError(`--${flag} is required\n${USAGE}`);
   }
-  if (!/^\d+$/.test(values.count) || Number(values.count) < 1 || Number(values.count) > 1_000_000) {
-    throw new UsageError(`--count must be a whole number from 1 to 1000000 (got "${values.count}")`);
-  }
   return {
     exchange: values.exchange as string,
     routingKey: values['routing-key'] as string,
     file: values.file as string,
     raw: values.raw,
-    count: Number(values.count),
+    count: wholeNumber('count', values.count, 1, 1_000_000, USAGE),
   };
 }
 

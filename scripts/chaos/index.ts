@@ -23,7 +23,7 @@ import { coreExchanges, declareTopology, inNamespace, queueNames } from '../../s
 import { MessageValidator } from '../../shared/messaging/validator';
 import { silentLogger } from '../../shared/observability/logger';
 import { connectTemporal } from '../../shared/temporal/client';
-import { runCli, UsageError } from '../cli';
+import { runCli, UsageError, wholeNumber } from '../cli';
 import { databaseBeside, deleteNamespace, StartedFleet } from '../fleet';
 import { fleetAccess } from '../rabbitmq-definitions';
 import { Random } from '../random';
@@ -48,14 +48,10 @@ function parse(argv: string[]): Args {
     allowPositionals: true,
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n${USAGE}`);
-  const whole = (flag: string, text: string, min: number, max: number): number => {
-    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max} (got "${text}")\n${USAGE}`);
-    return Number(text);
-  };
-  const seed = whole('seed', values.seed, 0, 2 ** 32 - 1);
+  const seed = wholeNumber('seed', values.seed, 0, 2 ** 32 - 1, USAGE);
   return {
-    orders: whole('orders', values.orders, 1, 1_000_000),
-    seconds: whole('seconds', values.seconds, 10, 86_400),
+    orders: wholeNumber('orders', values.orders, 1, 1_000_000, USAGE),
+    seconds: wholeNumber('seconds', values.seconds, 10, 86_400, USAGE),
     seed,
     out: resolve(values.out ?? resolve(ROOT, 'test-artifacts', `chaos-${seed}.json`)),
   };
