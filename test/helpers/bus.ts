@@ -15,6 +15,16 @@ import { uniqueName } from './names';
 
 export const validator = new MessageValidator();
 
+/** Takes every message now in a queue (acking them). */
+export async function takeAll(channel: Channel, queue: string): Promise<GetMessage[]> {
+  const out: GetMessage[] = [];
+  for (;;) {
+    const m = await channel.get(queue, { noAck: true });
+    if (!m) return out;
+    out.push(m);
+  }
+}
+
 export class TestBus {
   readonly exchange = uniqueName('test.ex');
   readonly dedupPrefix = uniqueName('test.dedup');
@@ -98,13 +108,8 @@ export class TestBus {
   }
 
   /** Takes every message now in a queue (acking them). */
-  async drain(queue: string): Promise<GetMessage[]> {
-    const out: GetMessage[] = [];
-    for (;;) {
-      const m = await this.admin.get(queue, { noAck: true });
-      if (!m) return out;
-      out.push(m);
-    }
+  drain(queue: string): Promise<GetMessage[]> {
+    return takeAll(this.admin, queue);
   }
 
   async messageCount(queue: string): Promise<number> {

@@ -15,7 +15,7 @@ import { coreExchanges, declareTopology, inNamespace } from '../../shared/messag
 import { deleteNamespace } from '../../scripts/fleet';
 import { startWorker, type RunningWorker, type WorkerDefinition } from '../../shared/messaging/worker';
 import { createLogger } from '../../shared/observability/logger';
-import { validator } from './bus';
+import { takeAll, validator } from './bus';
 import { eventually } from './wait';
 
 export class TestFleet {
@@ -91,13 +91,8 @@ export class TestFleet {
   }
 
   /** Takes every message now in a queue of the namespace (acking them). */
-  async drain(queue: string): Promise<GetMessage[]> {
-    const out: GetMessage[] = [];
-    for (;;) {
-      const m = await this.admin.get(inNamespace(this.namespace, queue), { noAck: true });
-      if (!m) return out;
-      out.push(m);
-    }
+  drain(queue: string): Promise<GetMessage[]> {
+    return takeAll(this.admin, inNamespace(this.namespace, queue));
   }
 
   async messageCount(queue: string): Promise<number> {
