@@ -1,12 +1,12 @@
 // The project creates its database and tables itself, with versioned migrations.
-import { once } from 'node:events';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { createServer, connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import pino from 'pino';
 import { Client } from 'pg';
 import { getConfig } from '../../shared/config';
 import { migrate } from '../../shared/db/migrate';
+import { freePort } from '../helpers/services';
 
 describe('database migrations', function () {
   this.timeout(60_000);
@@ -51,10 +51,7 @@ describe('database migrations', function () {
 
   it('waits at process start for a PostgreSQL that is not reachable yet, and fails at once when asked not to wait', async () => {
     // A port where PostgreSQL "comes up" (a proxy to the real one) 1.5 s after migrate starts.
-    const probe = createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as AddressInfo).port;
-    probe.close();
+    const port = await freePort();
     const later = new URL(url);
     later.port = String(port);
     const real = new URL(url);
