@@ -329,9 +329,7 @@ describe('npm start', function () {
   });
 
   it('restarts a process that dies', async () => {
-    const line = start!.output.find((l) => /\[start\] payments running \(pid \d+\)/.test(l));
-    const pid = Number(/pid (\d+)/.exec(line ?? '')?.[1]);
-    process.kill(pid, 'SIGKILL');
+    process.kill(pidOf('payments'), 'SIGKILL');
     await start!.waitFor(/\[start\] payments exited \(SIGKILL\); restarting/);
     await eventually(() => start!.output.filter((l) => /\[start\] payments running/.test(l)).length === 2, { timeoutMs: 30_000, what: 'payments to be restarted' });
   });
