@@ -123,8 +123,9 @@ export async function stockLevels(db: Pool): Promise<{ at: Date; stock: Map<stri
 }
 
 /**
- * How much stock orders other than the run's moved since `since`: an order left unpublished
- * in the shared outbox by someone else is relayed by the run's fleet too.
+ * How much stock orders other than the run's moved since `since`: an order that an
+ * interrupted earlier run left unpublished in the chaos database's outbox is relayed by
+ * this run's fleet too.
  */
 export async function otherStockMoves(db: Pool, ids: string[], since: Date): Promise<Map<string, number>> {
   const r = await db.query<{ sku: string; delta: number }>(
