@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { coreExchanges, queueNames, type Topology } from '../shared/messaging/topology';
+import { coreExchanges, inNamespace, queueNames, type Topology } from '../shared/messaging/topology';
 import { inventoryTopology } from '../workers/inventory/topology';
 import { notificationsTopology } from '../workers/notifications/topology';
 import { projectionTopology } from '../workers/order-projection/topology';
@@ -36,7 +36,7 @@ export function fleetAccess(namespace = ''): BrokerAccess[] {
     publishes,
   });
   const consumer = (user: string, topology: Topology, publishes: string[]): BrokerAccess => ({ user, topology, consumes: true, publishes });
-  const ns = (name: string): string => (namespace ? `${namespace}.${name}` : name);
+  const ns = (name: string): string => inNamespace(namespace, name);
   return [
     consumer('payments', paymentsTopology(namespace), [ns('payments')]),
     consumer('inventory', inventoryTopology(namespace), [ns('inventory')]),
