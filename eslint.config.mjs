@@ -1,4 +1,4 @@
-// Lint: type-aware rules for the whole project, and the workflow sandbox rules of STYLE.md.
+// Lint: type-aware rules for the whole project, and the workflow sandbox rules of docs/architecture.md#rules-of-the-code.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';

@@ -1,23 +1,20 @@
 // The saga's activities as the workflow sees them. Workflows import this file's types only.
-import type { OrderDetails, Reason } from '../shared/saga';
+// The worker steps and their compensations are named by SAGA_STEPS (shared/saga.ts).
+import type { OrderDetails, Reason, SagaStep, WorkerStep } from '../shared/saga';
 
-export interface SagaActivities {
+/** Each worker step: publishes its command; completes on its `ok` event, fails on its `fail` event. */
+export type WorkerStepActivities = { [S in WorkerStep as S['activity']]: (order: OrderDetails) => Promise<void> };
+
+/** Each compensation: publishes its undo command; completes on its `ok` event. */
+export type CompensationActivities = { [S in WorkerStep as S['undo']['activity']]: (orderId: string) => Promise<void> };
+
+export interface OrderStoreActivities {
   /** Reads the whole order from the order store. */
   loadOrder(orderId: string): Promise<OrderDetails>;
-  /** Publishes payments.capture; completes when payment.captured arrives, fails on payment.declined. */
-  capturePayment(order: OrderDetails): Promise<void>;
-  /** Publishes inventory.reserve; completes on inventory.reserved, fails on inventory.rejected. */
-  reserveStock(order: OrderDetails): Promise<void>;
-  /** Publishes shipping.schedule; completes on shipping.scheduled, fails on shipping.failed. */
-  scheduleShipment(order: OrderDetails): Promise<void>;
-  /** Compensation of capturePayment: publishes payments.refund; completes on payment.refunded. */
-  refundPayment(orderId: string): Promise<void>;
-  /** Compensation of reserveStock: publishes inventory.release; completes on inventory.released. */
-  releaseStock(orderId: string): Promise<void>;
-  /** Compensation of scheduleShipment: publishes shipping.cancel; completes on shipping.cancelled. */
-  cancelShipment(orderId: string): Promise<void>;
-  /** Records the order as fulfilled and publishes order.fulfilled. */
+  /** Appends order.fulfilled to the order's stream (the relay publishes it). */
   markOrderFulfilled(orderId: string): Promise<void>;
-  /** Records the order as cancelled and publishes order.cancelled with the reason. */
-  markOrderCancelled(orderId: string, reason: Reason): Promise<void>;
+  /** Appends order.cancelled, with the reason (and the step that timed out or failed), to the order's stream. */
+  markOrderCancelled(orderId: string, reason: Reason, failedStep?: SagaStep): Promise<void>;
 }
+
+export type SagaActivities = OrderStoreActivities & WorkerStepActivities & CompensationActivities;

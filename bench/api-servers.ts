@@ -4,15 +4,19 @@
 //         then calls payment, inventory and shipping services over HTTP in sequence; each
 //         service runs the same handler, so the same database work, as our worker does.
 // Usage: ts-node bench/api-servers.ts ours|sync <port>   (sync also uses port+1..port+3)
+// Ours verifies each request's bearer token (the development key, as `npm start` runs it) and
+// runs without rate limits (the bench's rate is above them); the synchronous side has no
+// authentication, so ours carries a cost the other does not (an Ed25519 verification).
 import 'reflect-metadata';
 import Fastify from 'fastify';
-import { ulid } from 'ulid';
+import { newId } from '../shared/ids';
 import { getConfig } from '../shared/config';
 import { createPool, query } from '../shared/db';
-import type { DataOf, Envelope, MessageType } from '../shared/events';
-import { newEnvelope } from '../shared/messaging/envelope';
+import type { DataOf, EnvelopeOf, MessageType } from '../shared/events';
+import { newEnvelope } from '../shared/messaging/new-envelope';
 import { silentLogger } from '../shared/observability/logger';
 import { buildApp, PlaceOrderBody, type PlaceOrder } from '../services/order-api/app';
+import { verifierFor } from '../services/order-api/auth';
 import { InventoryHandler } from '../workers/inventory/handler';
 import { PaymentsHandler } from '../workers/payments/handler';
 import { SimulatedPaymentProvider } from '../workers/payments/provider';
@@ -24,7 +28,9 @@ export const SYNC_ORDER_PREFIX = 'bsync_';
 
 async function ours(port: number): Promise<void> {
   const db = createPool(getConfig().databaseUrl, 'bench-api', 20);
-  const app = buildApp({ db, logger: silentLogger, saga: { requestCancel: async () => true }, readiness: [] });
+  const verifier = await verifierFor(getConfig().auth);
+  const rateLimits = { perSubjectPerMinute: 0, perAddressPerMinute: 0 };
+  const app = buildApp({ db, logger: silentLogger, saga: { requestCancel: async () => ({ accepted: true }) }, readiness: [], verifier, rateLimits });
   await app.listen({ port, host: '127.0.0.1' });
 }
 
@@ -36,7 +42,7 @@ async function sync(port: number): Promise<void> {
   const shipping = new ShippingHandler(createPool(config.databaseUrl, 'bench-sync-shipping', 20), new StaticCarrierDirectory());
 
   /** A service that runs one handler for the command in its body and answers with the result event. */
-  const service = async <T extends MessageType>(servicePort: number, type: T, handle: (cmd: Envelope<DataOf<T>>) => Promise<unknown>): Promise<void> => {
+  const service = async <T extends MessageType>(servicePort: number, type: T, handle: (cmd: EnvelopeOf<T>) => Promise<unknown>): Promise<void> => {
     const app = Fastify();
     app.post('/', async (req) => {
       const data = req.body as DataOf<T>;
@@ -56,7 +62,7 @@ async function sync(port: number): Promise<void> {
   const app = Fastify({ bodyLimit: 64 * 1024 });
   app.post<{ Body: PlaceOrder }>('/orders', { schema: { body: PlaceOrderBody } }, async (req, reply) => {
     const o = req.body;
-    const orderId = `${SYNC_ORDER_PREFIX}${ulid()}`;
+    const orderId = `${SYNC_ORDER_PREFIX}${newId()}`;
     const totalAmount = Math.round(o.items.reduce((sum, i) => sum + i.quantity * i.unitPrice * 100, 0)) / 100;
     await query(db, `INSERT INTO orders.orders (order_id, customer_id, items, total_amount, currency, shipping_address, payment_token) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
       orderId,

@@ -5,17 +5,17 @@ import { cpus, totalmem } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import Redis from 'ioredis';
-import { ulid } from 'ulid';
+import { newId } from '../shared/ids';
 import type { Config } from '../shared/config';
 import { createPool } from '../shared/db';
 import type { Envelope } from '../shared/events';
-import { newEnvelope } from '../shared/messaging/envelope';
+import { newEnvelope } from '../shared/messaging/new-envelope';
 import { findTemporalCli } from '../shared/temporal/binaries';
 
 const run = promisify(execFile);
 
 /** An order.placed envelope of about 1 KB (12 order lines), with a fresh id. */
-export function kilobyteEvent(orderId = `bench-${ulid()}`): Envelope {
+export function kilobyteEvent(orderId = `bench-${newId()}`): Envelope {
   const items = Array.from({ length: 12 }, (_, i) => ({ sku: `PROD-00${(i % 9) + 1}`, quantity: (i % 5) + 1, unitPrice: 10.5 + i }));
   return newEnvelope('order.placed', { orderId, customerId: 'bench-customer-0001', items, totalAmount: 1234.5, currency: 'EUR' }, { aggregateId: orderId, aggregateVersion: 1 });
 }

@@ -3,12 +3,13 @@
 // relay's drain rate from a backlog.
 import { ulid } from 'ulid';
 import type { Config } from '../shared/config';
-import { createPool } from '../shared/db';
+import { createPool, withTransaction } from '../shared/db';
+import { appendToStream } from '../shared/event-store';
 import { AmqpConnection } from '../shared/messaging/connection';
 import { Publisher } from '../shared/messaging/publisher';
 import { coreExchanges, declareTopology, inNamespace, queueNames, type QueueSpec } from '../shared/messaging/topology';
 import { MessageValidator } from '../shared/messaging/validator';
-import { OUTBOX_CHANNEL, OutboxRelay } from '../services/order-api/outbox';
+import { OutboxRelay } from '../services/order-api/outbox';
 import { kilobyteEvent, latencySummary, openLoop, pool } from './lib';
 
 export interface OutboxFigures {
@@ -43,8 +44,8 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     const e = kilobyteEvent();
     mine.add(e.eventId);
     written.push(e.eventId);
-    // What enqueue() does inside the API's transaction, in one round trip.
-    await db.query(`WITH row AS (INSERT INTO orders.outbox (event_id, envelope) VALUES ($1, $2)) SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, [e.eventId, JSON.stringify(e)]);
+    // An append to a new stream, in a transaction of its own, as POST /orders makes one.
+    await withTransaction(db, (tx) => appendToStream(tx, e.aggregateId, 0, [e]));
     committedAt.set(e.eventId, performance.now());
   };
   try {
@@ -82,7 +83,8 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     return { steady, drain };
   } finally {
     if (relayRunning) await relay.stop();
-    await db.query('DELETE FROM orders.outbox WHERE event_id = ANY($1)', [written]);
+    await db.query('DELETE FROM orders.streams WHERE stream_id IN (SELECT stream_id FROM orders.events WHERE event_id = ANY($1))', [written]);
+    await db.query('DELETE FROM orders.events WHERE event_id = ANY($1)', [written]);
     for (const q of queueNames({ exchanges: [], queues: [queue] })) await admin.deleteQueue(q).catch(() => undefined);
     for (const e of coreExchanges(namespace)) await admin.deleteExchange(e.name).catch(() => undefined);
     await connection.close();

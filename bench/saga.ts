@@ -1,69 +1,122 @@
-// saga: orders from POST /orders to their final state through the real fleet (`npm start`,
-// its own Temporal dev server), offered at a fixed rate; completed sagas per second and the
-// time each took, from the moment its POST was due to the read model's final update.
+// saga: how many sagas a second the real fleet (`npm start`, its own Temporal dev server)
+// carries with p99 under 2 s, from each order's POST /orders to the read model's final
+// update: a capacity search (bench/capacity.ts) at rising rates. Then, on the same dev server
+// while the fleet is up, the same search against the baseline (bench/saga-baseline.ts): the
+// same saga with the workers' handlers called in-process. With each search, the CPU each
+// process used (bench/cpu.ts).
+import { devTokenFor, SCOPES } from '../shared/auth';
 import { ulid } from 'ulid';
 import type { Config } from '../shared/config';
 import { createPool } from '../shared/db';
 import { AmqpConnection } from '../shared/messaging/connection';
 import { deleteNamespace, StartedFleet } from '../scripts/fleet';
-import { latencySummary, openLoop } from './lib';
+import { freeFixedPorts, portOf, release, TEMPORAL_UI_OFFSET } from '../scripts/ports';
+import { BENCH_ORDER, capacitySearch, P99_LIMIT_MS, risingRates, warmUp, type SagaTarget, type SearchPlan, type StepFigures } from './capacity';
+import { parentOf, startCpuMeter } from './cpu';
+import { bundleSaga, startBaseline } from './saga-baseline';
 
-export interface SagaFigures {
-  offeredPerSec: number;
-  seconds: number;
-  completed: number;
-  completedPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  errors: number;
+/** The search's settings (bench/index.ts's SIZES). */
+export interface SagaSizes {
+  /** The rates are step, 2·step, … up to maxRate (orders/s). */
+  sagaStep: number;
+  sagaMaxRate: number;
+  sagaStepSeconds: number;
+  sagaSettleSeconds: number;
+  sagaWarmUpSeconds: number;
 }
 
-export async function benchSaga(config: Config, rate: number, seconds: number): Promise<SagaFigures> {
+export interface SagaFigures {
+  /** The highest rate at which every order completed with p99 under p99LimitMs (0: none). */
+  capacityPerS: number;
+  /** The same, of the baseline. */
+  baselineCapacityPerS: number;
+  /** capacityPerS / baselineCapacityPerS (0 when the baseline's is 0). */
+  ratio: number;
+  p99LimitMs: number;
+  steps: StepFigures[];
+  baselineSteps: StepFigures[];
+  /** Cores each process used during each search (CPU seconds ÷ wall seconds); `bench` is this process (the load, and the baseline's worker). */
+  cpu: { fleet: Record<string, number>; baseline: Record<string, number> };
+}
+
+export async function benchSaga(config: Config, sizes: SagaSizes): Promise<SagaFigures> {
+  const plan: SearchPlan = { rates: risingRates(sizes.sagaStep, sizes.sagaMaxRate), stepSeconds: sizes.sagaStepSeconds, settleSeconds: sizes.sagaSettleSeconds, warmUpSeconds: sizes.sagaWarmUpSeconds };
   const namespace = `bench${ulid().slice(-8).toLowerCase()}`;
-  const httpPort = 43_000 + Math.floor(Math.random() * 1_000);
-  const temporalPort = 33_000 + Math.floor(Math.random() * 900);
+  // Ports below the ephemeral range (a kernel-picked port could be a connection's before the
+  // fleet binds it): order-api's, and the dev server's with its Web UI's. Held only while
+  // picked, so that they are free together; released before the fleet starts.
+  const [http, temporal] = [await freeFixedPorts(), await freeFixedPorts([TEMPORAL_UI_OFFSET])];
+  const [httpPort, temporalPort] = [http && portOf(http[0]!), temporal && portOf(temporal[0]!)]; // read before release: a closed server has no address
+  await release([...(http ?? []), ...(temporal ?? [])]);
+  if (!httpPort || !temporalPort) throw new Error('saga: no free ports below the ephemeral range for order-api and the Temporal dev server');
   const api = `http://127.0.0.1:${httpPort}`;
-  const fleet = new StartedFleet({ BUS_NAMESPACE: namespace, HTTP_PORT: String(httpPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, LOG_LEVEL: 'warn', DATABASE_URL: config.databaseUrl });
+  const temporalAddress = `127.0.0.1:${temporalPort}`;
+  // Bundling the baseline's workflow code takes seconds of CPU: meanwhile the fleet starts.
+  const bundling = bundleSaga();
+  bundling.catch(() => undefined); // awaited (and its failure thrown) when the baseline starts
+  // No reconciler: orders an earlier, interrupted bench left accepted would be started during
+  // the measurement (their sagas are not in this fleet's new Temporal state).
+  // No rate limits: the offered rate is above them. Its order-api verifies with the development key devTokenFor signs with.
+  const fleet = new StartedFleet({
+    BUS_NAMESPACE: namespace,
+    HTTP_PORT: String(httpPort),
+    TEMPORAL_ADDRESS: temporalAddress,
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: config.databaseUrl,
+    RECONCILE_INTERVAL_MS: '0',
+    RATE_LIMIT_PER_SUBJECT_PER_MINUTE: '0',
+    RATE_LIMIT_PER_ADDRESS_PER_MINUTE: '0',
+  });
   const db = createPool(config.databaseUrl, 'bench-saga', 4);
   const customerId = `bench-saga-${ulid()}`;
-  const body = JSON.stringify({ customerId, items: [{ sku: 'PROD-003', quantity: 1, unitPrice: 4.5 }], currency: 'EUR', shippingAddress: { city: 'Berlin', country: 'DE' }, paymentMethod: { token: 'tok_ok' } });
+  const { paymentToken, ...order } = BENCH_ORDER;
+  const body = JSON.stringify({ customerId, ...order, paymentMethod: { token: paymentToken } });
   try {
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${await devTokenFor(config.auth, customerId, SCOPES.customer)}` };
     await fleet.waitFor(/\[start\] Ctrl-C stops everything/, 180_000);
     for (const deadline = Date.now() + 120_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
       if (await fetch(`${api}/readyz`).then((r) => r.ok, () => false)) break;
     }
-    const place = async (): Promise<boolean> => (await fetch(`${api}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status === 202;
-    await openLoop(rate, 3, place); // warm-up: the workflow cache, the JIT, the pools
-    const dueAt = new Map<string, number>(); // orderId → when its POST was due (epoch ms)
-    const start = Date.now();
-    const load = await openLoop(rate, seconds, async (i) => {
-      const due = start + 50 + (i * 1_000) / rate;
-      const res = await fetch(`${api}/orders`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': `${customerId}-${i}` }, body });
-      if (res.status !== 202) return false;
-      dueAt.set(((await res.json()) as { orderId: string }).orderId, due);
-      return true;
-    });
-    const ids = [...dueAt.keys()];
-    const finals = async (): Promise<Map<string, number>> => {
-      const r = await db.query<{ order_id: string; updated_at: Date }>("SELECT order_id, updated_at FROM read_model.orders WHERE order_id = ANY($1) AND status IN ('fulfilled', 'cancelled')", [ids]);
-      return new Map(r.rows.map((x) => [x.order_id, x.updated_at.getTime()]));
+    // Every process of the fleet (the dev server is `temporal`), and `npm start` itself: it
+    // relays every line they print. Its pid is their parent's.
+    const devServer = fleet.pidOf('temporal');
+    const supervisor = devServer === undefined ? undefined : parentOf(devServer);
+    const processes = (): Map<string, number> => new Map([...fleet.pids, ...(supervisor ? [['start', supervisor] as const] : [])]);
+
+    const ours: SagaTarget = {
+      async offer(key) {
+        const res = await fetch(`${api}/orders`, { method: 'POST', headers: { ...headers, 'idempotency-key': key }, body });
+        return res.status === 202 ? ((await res.json()) as { orderId: string }).orderId : undefined;
+      },
+      async finals(ids) {
+        const r = await db.query<{ order_id: string; updated_at: Date }>("SELECT order_id, updated_at FROM read_model.orders WHERE order_id = ANY($1) AND status IN ('fulfilled', 'cancelled')", [ids]);
+        return new Map(r.rows.map((x) => [x.order_id, x.updated_at.getTime()]));
+      },
     };
-    let done = await finals();
-    for (const deadline = Date.now() + 300_000; done.size < ids.length && Date.now() < deadline; done = await finals()) await new Promise((r) => setTimeout(r, 500));
-    const latencies = [...done].map(([id, at]) => at - dueAt.get(id)!);
-    const last = Math.max(...done.values());
-    const s = latencySummary(latencies);
-    return {
-      offeredPerSec: rate,
-      seconds,
-      completed: done.size,
-      completedPerSec: Math.round((done.size / ((last - start) / 1000)) * 10) / 10,
-      p50Ms: s.p50,
-      p99Ms: s.p99,
-      maxMs: s.max,
-      errors: load.errors + (ids.length - done.size),
-    };
+    await warmUp(ours, plan, 'fleet');
+    let meter = startCpuMeter(processes);
+    const fleetSearch = await capacitySearch(ours, plan, 'fleet');
+    const fleetCpu = meter();
+
+    console.log('bench:   baseline: the same saga, its activities calling the handlers in-process');
+    const baseline = await startBaseline(config, temporalAddress, await bundling);
+    try {
+      await warmUp(baseline, plan, 'baseline');
+      meter = startCpuMeter(processes);
+      const baselineSearch = await capacitySearch(baseline, plan, 'baseline');
+      const baselineCpu = meter();
+      return {
+        capacityPerS: fleetSearch.capacityPerS,
+        baselineCapacityPerS: baselineSearch.capacityPerS,
+        ratio: baselineSearch.capacityPerS === 0 ? 0 : Math.round((fleetSearch.capacityPerS / baselineSearch.capacityPerS) * 1000) / 1000,
+        p99LimitMs: P99_LIMIT_MS,
+        steps: fleetSearch.steps,
+        baselineSteps: baselineSearch.steps,
+        cpu: { fleet: fleetCpu, baseline: baselineCpu },
+      };
+    } finally {
+      await baseline.stop();
+    }
   } finally {
     await fleet.stop();
     const amqp = new AmqpConnection({ url: config.amqpUrl, name: 'bench-saga-cleanup' });

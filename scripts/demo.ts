@@ -1,7 +1,10 @@
 // npm run demo: against the running fleet (npm start), places one order per test trigger
-// of DESIGN.md plus a customer cancellation, and prints a table of outcomes with each
-// workflow's Web UI link. Exits 1 if an order ended other than expected.
+// (docs/architecture.md#test-triggers) plus a customer cancellation, and prints a table of
+// outcomes with each workflow's Web UI link. Exits 1 if an order ended other than expected.
+// It calls the API as the customer `demo`, with a token signed by the development key (as
+// `npm run token -- --customer demo` prints).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { devTokenFor, SCOPES } from '../shared/auth';
 import { getConfig } from '../shared/config';
 import { SAGA, workflowIdOf, type SagaStatus } from '../shared/saga';
 import { connectTemporal } from '../shared/temporal/client';
@@ -35,22 +38,23 @@ runCli('demo', async () => {
   } catch {
     throw new Error(`order-api does not answer at ${api}: start the fleet with \`npm start\` first`);
   }
+  const authorization = `Bearer ${await devTokenFor(config.auth, base.customerId, SCOPES.customer)}`;
   const temporal = await connectTemporal(config);
   try {
     const placed = await Promise.all(
       SCENARIOS.map(async (s) => {
         const started = Date.now();
-        const res = await fetch(`${api}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(s.order) });
+        const res = await fetch(`${api}/orders`, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(s.order) });
         if (res.status !== 202) throw new Error(`${s.name}: POST /orders answered ${res.status}: ${await res.text()}`);
         const { orderId } = (await res.json()) as { orderId: string };
-        if (s.cancel) await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST' });
+        if (s.cancel) await fetch(`${api}/orders/${orderId}/cancel`, { method: 'POST', headers: { authorization } });
         return { s, orderId, started };
       }),
     );
     const rows = await Promise.all(
       placed.map(async ({ s, orderId, started }) => {
         for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(100)) {
-          const order = (await (await fetch(`${api}/orders/${orderId}`)).json()) as { status?: string; cancellationReason?: string };
+          const order = (await (await fetch(`${api}/orders/${orderId}`, { headers: { authorization } })).json()) as { status?: string; cancellationReason?: string };
           if (order.status === 'fulfilled' || order.status === 'cancelled') {
             const status = await temporal.workflow.getHandle(workflowIdOf(orderId)).query<SagaStatus>(SAGA.statusQuery);
             const actual = order.status === 'fulfilled' ? 'fulfilled' : `cancelled: ${order.cancellationReason ?? '?'}`;

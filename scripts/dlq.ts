@@ -6,43 +6,14 @@
 import type { Channel, GetMessage } from 'amqplib';
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../shared/errors';
-import { HEADERS, numberHeader, ownHeaders, stringHeader } from '../shared/messaging/headers';
+import { HEADERS, ownHeaders } from '../shared/messaging/headers';
 import { dlqName, inNamespace } from '../shared/messaging/topology';
-import { connectTool, type ToolBus } from './amqp-tool';
+import { connectTool, describeDeadLetter, queueExists, type ToolBus } from './amqp-tool';
 import { runCli, UsageError } from './cli';
 
 const USAGE = 'usage: npm run dlq -- list|show|replay <queue> [--id <messageId>] [--limit N]';
 const COMMANDS = ['list', 'show', 'replay'] as const;
 type Command = (typeof COMMANDS)[number];
-
-export interface DeadLetter {
-  messageId: string;
-  type: string;
-  reason: string;
-  attempts: number;
-  origin: string;
-  deadLetteredAt: string;
-}
-
-/** Why a message is in the DLQ: our consumer's headers, or the broker's own dead-letter reason. */
-export function describeDeadLetter(m: GetMessage): DeadLetter {
-  const h = m.properties.headers ?? {};
-  const errorType = stringHeader(h, HEADERS.errorType);
-  const brokerReason = stringHeader(h, HEADERS.firstDeathReason);
-  const reason = errorType
-    ? `${errorType}: ${stringHeader(h, HEADERS.errorMessage) ?? ''}`
-    : `broker: ${brokerReason ?? 'unknown'}${brokerReason === 'delivery_limit' ? ' (the consumer kept crashing on it)' : ''}`;
-  const exchange = stringHeader(h, HEADERS.originalExchange) ?? stringHeader(h, 'x-first-death-exchange') ?? '';
-  const routingKey = stringHeader(h, HEADERS.originalRoutingKey) ?? '';
-  return {
-    messageId: String(m.properties.messageId ?? '(none)'),
-    type: String(m.properties.type ?? '(none)'),
-    reason,
-    attempts: numberHeader(h, HEADERS.attempts) || numberHeader(h, HEADERS.deliveryCount),
-    origin: `${exchange || '(default)'} / ${routingKey || '(none)'}`,
-    deadLetteredAt: stringHeader(h, HEADERS.deadLetteredAt) ?? '',
-  };
-}
 
 function parse(argv: string[]): { command: Command; queue: string; id?: string; limit: number } {
   const { values, positionals } = parseArgs({
@@ -60,16 +31,7 @@ function parse(argv: string[]): { command: Command; queue: string; id?: string; 
 }
 
 async function mustExist(bus: ToolBus, name: string): Promise<void> {
-  const model = bus.connection.channelModel;
-  if (!model) throw new Error('not connected to RabbitMQ');
-  const probe = await model.createChannel();
-  probe.on('error', () => undefined);
-  try {
-    await probe.checkQueue(name);
-    await probe.close();
-  } catch {
-    throw new UsageError(`queue "${name}" does not exist`);
-  }
+  if (!(await queueExists(bus.connection, name))) throw new UsageError(`queue "${name}" does not exist`);
 }
 
 async function openQueue(bus: ToolBus, name: string): Promise<Channel> {

@@ -5,9 +5,9 @@
 // Exit codes: 0 published, 2 bad input, 1 the broker could not be reached or refused.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ulid } from 'ulid';
+import { newId } from '../shared/ids';
 import { errorMessage } from '../shared/errors';
-import type { Envelope } from '../shared/events';
+import { aggregateVersionOf, isMessageType, type Envelope } from '../shared/events';
 import type { MessageValidator } from '../shared/messaging/validator';
 import { inNamespace } from '../shared/messaging/topology';
 import { connectTool } from './amqp-tool';
@@ -79,14 +79,14 @@ export function envelopeFrom(input: unknown, routingKey: string, validator: Mess
   const data = (isEnvelope ? given.data : given) as Record<string, unknown>;
   const eventType = isEnvelope && typeof given.eventType === 'string' ? given.eventType : routingKey;
   return () => {
-    const eventId = isEnvelope && given.eventId ? given.eventId : ulid();
+    const eventId = isEnvelope && given.eventId ? given.eventId : newId();
     return {
       eventId,
       eventType,
       schemaVersion: (isEnvelope ? given.schemaVersion : undefined) ?? validator.latestVersion(eventType) ?? 1,
       occurredAt: (isEnvelope ? given.occurredAt : undefined) ?? new Date().toISOString(),
       aggregateId: (isEnvelope ? given.aggregateId : undefined) ?? (typeof data.orderId === 'string' ? data.orderId : eventId),
-      aggregateVersion: (isEnvelope ? given.aggregateVersion : undefined) ?? 0,
+      aggregateVersion: (isEnvelope ? given.aggregateVersion : undefined) ?? (isMessageType(eventType) ? aggregateVersionOf(eventType) : 0),
       correlationId: (isEnvelope ? given.correlationId : undefined) ?? eventId,
       causationId: (isEnvelope ? given.causationId : undefined) ?? eventId,
       ...(isEnvelope && given.replyTo ? { replyTo: given.replyTo } : {}),
@@ -106,7 +106,7 @@ runCli('publish', async () => {
       // names an eventId is sent under it (copies are then duplicates); anything else gets fresh ids.
       const bodyId = eventIdOf(content);
       for (let sent = 0; sent < args.count; sent += CHUNK) {
-        const ids = Array.from({ length: Math.min(CHUNK, args.count - sent) }, () => bodyId ?? ulid());
+        const ids = Array.from({ length: Math.min(CHUNK, args.count - sent) }, () => bodyId ?? newId());
         await Promise.all(ids.map((messageId) => bus.publisher.publish({ exchange: args.exchange, routingKey: args.routingKey, content, options: { messageId, mandatory: true } })));
         for (const id of ids) console.log(id);
       }

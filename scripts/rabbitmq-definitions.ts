@@ -1,19 +1,14 @@
-// RabbitMQ users and permissions, derived from the code: each process of the fleet gets a
-// user that may declare, bind, read and write only the exchanges and queues its topology
-// names and the exchanges it publishes to. `npm run rabbitmq:definitions` writes
+// RabbitMQ users and permissions, derived from the fleet's definitions (scripts/fleet.ts): each
+// process that talks to the broker gets a user that may declare, bind, read and write only the
+// exchanges and queues its topology names and the exchanges it publishes to. `npm run rabbitmq:definitions` writes
 // deploy/rabbitmq/definitions.json (loaded by the compose broker); `-- --check` fails when
 // the committed file differs from what the code says.
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { coreExchanges, inNamespace, queueNames, type Topology } from '../shared/messaging/topology';
-import { inventoryTopology } from '../workers/inventory/topology';
-import { notificationsTopology } from '../workers/notifications/topology';
-import { projectionTopology } from '../workers/order-projection/topology';
-import { paymentsTopology } from '../workers/payments/topology';
-import { shippingTopology } from '../workers/shipping/topology';
-import { sagaBridgeTopology } from '../workers/temporal/topology';
+import { inNamespace, queueNames, type Topology } from '../shared/messaging/topology';
 import { runCli } from './cli';
+import { FLEET } from './fleet';
 
 export const DEFINITIONS_FILE = resolve(__dirname, '../deploy/rabbitmq/definitions.json');
 
@@ -27,26 +22,11 @@ export interface BrokerAccess {
   publishes: readonly string[];
 }
 
-/** Every process of the fleet that talks to RabbitMQ (order-api only writes the outbox). */
+/** Every process of the fleet that talks to RabbitMQ (order-api only writes the outbox), as its definition says. */
 export function fleetAccess(namespace = ''): BrokerAccess[] {
-  const publisherOnly = (user: string, publishes: string[]): BrokerAccess => ({
-    user,
-    topology: { exchanges: coreExchanges(namespace), queues: [] },
-    consumes: false,
-    publishes,
-  });
-  const consumer = (user: string, topology: Topology, publishes: string[]): BrokerAccess => ({ user, topology, consumes: true, publishes });
-  const ns = (name: string): string => inNamespace(namespace, name);
-  return [
-    consumer('payments', paymentsTopology(namespace), [ns('payments')]),
-    consumer('inventory', inventoryTopology(namespace), [ns('inventory')]),
-    consumer('shipping', shippingTopology(namespace), [ns('shipping')]),
-    consumer('notifications', notificationsTopology(namespace), []),
-    consumer('order-projection', projectionTopology(namespace), []),
-    consumer('saga-bridge', sagaBridgeTopology(namespace), []),
-    publisherOnly('temporal-worker', [ns('commands'), ns('orders')]),
-    publisherOnly('outbox-relay', [ns('orders')]),
-  ];
+  return FLEET.flatMap(({ name, broker }) =>
+    broker ? [{ user: name, topology: broker.topology(namespace), consumes: broker.consumes, publishes: broker.publishes.map((e) => inNamespace(namespace, e)) }] : [],
+  );
 }
 
 const escape = (name: string): string => name.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
@@ -59,16 +39,22 @@ const anyOf = (names: Iterable<string>): string => {
  * AMQP 0-9-1 permissions: declaring needs configure on the resource; binding needs write
  * on the queue (or destination exchange) and read on the source exchange; consuming needs
  * read on the queue; publishing needs write on the exchange ("amq.default" for the
- * default exchange, which retries and dead letters go through).
+ * default exchange, which retries and dead letters go through). A stream (the archive) is
+ * declared and bound, never consumed: configure and write on it, read on its sources.
  */
 export function permissionsOf(access: BrokerAccess): { configure: string; write: string; read: string } {
-  const { exchanges, queues } = access.topology;
+  const { exchanges, queues, streams = [] } = access.topology;
   const queueResources = queues.flatMap((q) => queueNames({ exchanges: [], queues: [q] }));
-  const bindSources = [...queues.flatMap((q) => q.bind.map(([exchange]) => exchange)), ...exchanges.flatMap((e) => (e.bindFrom ?? []).map(([source]) => source))];
+  const streamNames = streams.map((s) => s.name);
+  const bindSources = [
+    ...queues.flatMap((q) => q.bind.map(([exchange]) => exchange)),
+    ...exchanges.flatMap((e) => (e.bindFrom ?? []).map(([source]) => source)),
+    ...streams.flatMap((s) => s.bind.map(([exchange]) => exchange)),
+  ];
   const bindTargets = exchanges.filter((e) => (e.bindFrom ?? []).length > 0).map((e) => e.name);
   return {
-    configure: anyOf([...exchanges.map((e) => e.name), ...queueResources]),
-    write: anyOf([...queueResources, ...bindTargets, ...access.publishes, ...(access.consumes ? ['amq.default'] : [])]),
+    configure: anyOf([...exchanges.map((e) => e.name), ...queueResources, ...streamNames]),
+    write: anyOf([...queueResources, ...streamNames, ...bindTargets, ...access.publishes, ...(access.consumes ? ['amq.default'] : [])]),
     read: anyOf([...queueResources, ...bindSources]),
   };
 }

@@ -1,6 +1,7 @@
 // npm run schemas:check [-- --write] [--catalog <module>] [--lock <file>]
-// Enforces the evolution rules between versions of every message schema, and that a
-// published version (one in the lock file) never changes. --write adds new versions to the lock.
+// Enforces the evolution rules of each message type's compatibility mode (backward, forward
+// or full) between every pair of its versions, and that a published version (one in the lock
+// file) never changes. --write adds new versions to the lock.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,7 +32,7 @@ runCli('schemas:check', () => {
     writeFileSync(values.lock, `${JSON.stringify(extendLock(loaded.catalog, lock), null, 2)}\n`);
     console.log(`✓ ${types} message types compatible; lock written to ${values.lock}`);
   } else {
-    console.log(`✓ ${types} message types compatible with their earlier versions and the lock`);
+    console.log(`✓ ${types} message types compatible between their versions, each as its mode says, and with the lock`);
   }
   return 0;
 });

@@ -1,2 +1,2 @@
 // Workflow code: the order fulfillment saga. Deterministic: no Node, no I/O, no DI.
-export { orderFulfillment, cancelOrderSignal, statusQuery } from './order-fulfillment';
+export { orderFulfillment, cancelOrderSignal, requestCancellationUpdate, statusQuery } from './order-fulfillment';

@@ -1,5 +1,6 @@
 // The invariants a chaos run checks once the system is quiet, from the databases, the read
 // model, RabbitMQ and Temporal. Each returns the violations it found, one line each.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel } from 'amqplib';
 import type { Client } from '@temporalio/client';
 import type { Pool } from '../../shared/db';
@@ -34,6 +35,15 @@ export interface Checks {
   ordering: string[];
   /** A process that exited without being killed by the run (the supervisor hides it otherwise). */
   crashed: string[];
+  /** An order of the run whose saga Temporal lost: the reconciler's pass had to start or finish it. */
+  reconciled: string[];
+  /** A read model that disagrees with the order's stream once the run is quiet (customer-orders). */
+  projections: string[];
+}
+
+/** No violation yet, of any kind. */
+export function emptyChecks(): Checks {
+  return { lost: [], wrongOutcome: [], duplicated: [], conservation: [], stuck: [], ordering: [], crashed: [], reconciled: [], projections: [] };
 }
 
 interface ReadRow {
@@ -45,20 +55,38 @@ interface ReadRow {
 
 const outcomeOf = (status: string, reason: string | null): string => (status === 'cancelled' ? `cancelled: ${reason ?? '?'}` : status);
 
-/** Orders not yet final, in the order store or the read model: empty when the run is quiet. */
+/**
+ * Orders not yet final, in the order store or the read model, or whose last event the
+ * customer-orders read model has not applied yet: empty when the run is quiet.
+ */
 export async function openOrders(db: Pool, ids: string[]): Promise<string[]> {
   const r = await db.query<{ order_id: string }>(
-    `SELECT o.order_id FROM orders.orders o LEFT JOIN read_model.orders m USING (order_id)
-     WHERE o.order_id = ANY($1) AND (o.status = 'accepted' OR m.status IS NULL OR m.status = 'accepted')`,
+    `SELECT o.order_id FROM orders.orders o LEFT JOIN read_model.orders m USING (order_id) LEFT JOIN read_model.customer_orders c USING (order_id)
+     WHERE o.order_id = ANY($1) AND (o.status = 'accepted' OR m.status IS NULL OR m.status = 'accepted' OR c.version IS DISTINCT FROM o.version)`,
     [ids],
   );
   return r.rows.map((x) => x.order_id);
+}
+
+/** The customer-orders read model holds each order of the run as its stream ends: its status, at its last version. */
+export async function checkProjections(db: Pool, ids: string[], checks: Checks): Promise<void> {
+  const r = await db.query<{ order_id: string; status: string; version: number; c_status: string | null; c_version: number | null }>(
+    `SELECT o.order_id, o.status, o.version, c.status AS c_status, c.version AS c_version
+     FROM orders.orders o LEFT JOIN read_model.customer_orders c USING (order_id)
+     WHERE o.order_id = ANY($1) AND (c.status IS DISTINCT FROM o.status OR c.version IS DISTINCT FROM o.version)`,
+    [ids],
+  );
+  for (const x of r.rows) checks.projections.push(`${x.order_id}: customer-orders ${x.c_status ?? 'missing'} v${x.c_version ?? '-'}, order store ${x.status} v${x.version}`);
 }
 
 export async function checkOutcomes(db: Pool, orders: PlacedOrder[], checks: Checks): Promise<Map<string, string>> {
   const ids = orders.map((o) => o.orderId);
   const rows = new Map((await db.query<ReadRow>('SELECT order_id, status, cancellation_reason, history FROM read_model.orders WHERE order_id = ANY($1)', [ids])).rows.map((r) => [r.order_id, r]));
   const store = new Map((await db.query<{ order_id: string; status: string }>('SELECT order_id, status FROM orders.orders WHERE order_id = ANY($1)', [ids])).rows.map((r) => [r.order_id, r.status]));
+  const streams = new Map<string, string[]>();
+  for (const r of (await db.query<{ stream_id: string; event_type: string }>('SELECT stream_id, event_type FROM orders.events WHERE stream_id = ANY($1) ORDER BY stream_id, version', [ids])).rows) {
+    streams.set(r.stream_id, [...(streams.get(r.stream_id) ?? []), r.event_type]);
+  }
   const outcomes = new Map<string, string>();
   for (const o of orders) {
     const row = rows.get(o.orderId);
@@ -72,8 +100,11 @@ export async function checkOutcomes(db: Pool, orders: PlacedOrder[], checks: Che
     if (store.get(o.orderId) !== row.status) checks.wrongOutcome.push(`${o.orderId}: read model ${row.status}, order store ${store.get(o.orderId)}`);
     const versions = row.history.map((h) => h.aggregateVersion);
     if (versions.some((v, i) => v !== i + 1)) checks.ordering.push(`${o.orderId}: history versions ${JSON.stringify(versions)}`);
+    // The read model holds the order's whole stream, in order: placed, a cancellation request at most, one outcome.
     const types = row.history.map((h) => h.eventType);
-    if (types[0] !== 'order.placed' || types.length !== 2) checks.ordering.push(`${o.orderId}: history ${types.join(', ')}`);
+    const stream = streams.get(o.orderId) ?? [];
+    const shape = /^order\.placed( order\.cancellation_requested)? order\.(fulfilled|cancelled)$/;
+    if (!shape.test(types.join(' ')) || types.join(' ') !== stream.join(' ')) checks.ordering.push(`${o.orderId}: history ${types.join(', ')}; stream ${stream.join(', ')}`);
   }
   return outcomes;
 }
@@ -176,10 +207,22 @@ export async function moneyOf(db: Pool, ids: string[]): Promise<{ captured: numb
   return { captured: Number(r.rows[0]!.captured), refunded: Number(r.rows[0]!.refunded) };
 }
 
+/** How long a workflow whose order is final may take to finish: its last activity's attempt timing out, and a retry. */
+const WORKFLOW_FINISH_MS = 120_000;
+
 export async function checkStuck(temporal: Client, channel: Channel, orders: PlacedOrder[], queues: QueueSpec[], checks: Checks): Promise<void> {
-  for (const o of orders) {
-    const status = await temporal.workflow.getHandle(workflowIdOf(o.orderId)).describe().then((d) => d.status.name, (err: unknown) => `unknown (${String(err)})`);
-    if (status !== 'COMPLETED') checks.stuck.push(`workflow ${workflowIdOf(o.orderId)}: ${status}`);
+  // An order can be final while its workflow still runs: the Temporal worker or server died
+  // after the outcome was recorded and before the activity's completion was, so the activity
+  // is tried again once its attempt times out. Stuck is a workflow that does not finish.
+  const statusOf = (orderId: string): Promise<string> => temporal.workflow.getHandle(workflowIdOf(orderId)).describe().then((d) => d.status.name, (err: unknown) => `unknown (${String(err)})`);
+  let open = orders;
+  for (const deadline = Date.now() + WORKFLOW_FINISH_MS; ; await sleep(1_000)) {
+    const statuses = await Promise.all(open.map(async (o) => [o, await statusOf(o.orderId)] as const));
+    open = statuses.filter(([, status]) => status !== 'COMPLETED').map(([o]) => o);
+    if (open.length === 0 || Date.now() > deadline) {
+      for (const [o, status] of statuses) if (status !== 'COMPLETED') checks.stuck.push(`workflow ${workflowIdOf(o.orderId)}: ${status}`);
+      break;
+    }
   }
   for (const q of queues) {
     for (const name of [q.name, dlqName(q.name)]) {

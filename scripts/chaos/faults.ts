@@ -12,14 +12,28 @@ import { FLEET } from '../fleet';
 const run = promisify(execFile);
 
 export const FAULT_KINDS = [
-  ...FLEET.map(([name]) => `kill ${name}`),
+  ...FLEET.map(({ name }) => `kill ${name}`),
+  // SIGKILL of the fleet's Temporal dev server; `npm start` restarts it on the same file.
+  'temporal server SIGKILL',
   'broker closes all connections',
+  // The fleet reaches the broker through a listener that stops answering for a while, as a
+  // broker out of file descriptors does: connections hang instead of closing.
+  'broker stops answering',
   'broker restart',
   'redis restart',
   'postgres restart',
   'duplicate deliveries',
+  // Both read models rebuilt from the event store and swapped in while orders flow.
+  'projection rebuild',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/**
+ * On a RabbitMQ cluster (`npm run chaos -- --cluster`) the broker faults are node kills: the
+ * leader of the busiest quorum queue, and the node the fleet is connected to (each node
+ * restarted before the next fault).
+ */
+export const CLUSTER_FAULT_KINDS: readonly FaultKind[] = [...FAULT_KINDS.filter((k) => !k.startsWith('broker ')), 'node SIGKILL: quorum leader', 'node SIGKILL: connected node'];
 
 const SERVICES = resolve(__dirname, '../services.sh');
 
@@ -32,6 +46,9 @@ async function sh(file: string, args: string[], timeoutMs = 180_000): Promise<vo
 export async function ensureServicesUp(...services: Array<'rabbitmq' | 'redis' | 'postgres'>): Promise<void> {
   await sh('bash', [SERVICES, ...services]);
 }
+
+/** How long the broker stays silent in the fault "broker stops answering", in ms: past two missed heartbeats. */
+export const BROKER_SILENCE_MS = 25_000;
 
 export async function restartBroker(): Promise<void> {
   await sh('rabbitmqctl', ['-q', 'shutdown']);
@@ -71,8 +88,8 @@ export class Recorder {
 }
 
 /** The fault schedule: every kind at least `each` times, in a seeded order, evenly spread. */
-export function schedule(rnd: Random, seconds: number, each: number): Array<{ atMs: number; kind: FaultKind }> {
-  const kinds: FaultKind[] = FAULT_KINDS.flatMap((k) => Array.from({ length: each }, () => k));
+export function schedule(rnd: Random, seconds: number, each: number, of: readonly FaultKind[] = FAULT_KINDS): Array<{ atMs: number; kind: FaultKind }> {
+  const kinds: FaultKind[] = of.flatMap((k) => Array.from({ length: each }, () => k));
   for (let i = kinds.length - 1; i > 0; i--) {
     const j = rnd.int(0, i);
     [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];

@@ -1,23 +1,28 @@
-// The transactional outbox: enqueue() writes an event inside the caller's transaction; the
-// relay publishes unsent rows in id order with publisher confirms and marks them sent only
-// after the broker confirmed them. Rows are claimed with FOR UPDATE SKIP LOCKED, so several
-// relays never publish the same row; a relay that dies between publish and mark leaves the
-// rows unsent and they are published again (consumers deduplicate by eventId).
+// The outbox relay. The event store is the outbox (shared/event-store): an append writes its
+// events unsent in the writer's transaction and notifies; the relay publishes unsent events
+// in position order with publisher confirms and marks them sent only after the broker
+// confirmed them. Rows are claimed with FOR UPDATE SKIP LOCKED, so several relays never
+// publish the same event; a relay that dies between publish and mark leaves the events
+// unsent and they are published again (consumers deduplicate by eventId). Each event is
+// published in the trace it was appended in (its stored trace context), whichever batch takes it.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PoolClient } from 'pg';
+import { Counter } from 'prom-client';
+import { EVENTS_CHANNEL } from '../../shared/event-store';
 import { withTransaction, type Pool } from '../../shared/db';
+import { PgListener } from '../../shared/db/listen';
 import { errorMessage } from '../../shared/errors';
 import type { Envelope } from '../../shared/events';
 import type { Publisher } from '../../shared/messaging/publisher';
 import { silentLogger, type Logger } from '../../shared/observability/logger';
+import { withTraceContext, type TraceCarrier } from '../../shared/observability/trace-context';
+import { processRegistry } from '../../shared/observability/metrics';
 
-export const OUTBOX_CHANNEL = 'outbox';
-
-/** Writes an event to the outbox in the caller's transaction; the relay is woken on commit. */
-export async function enqueue(tx: PoolClient, envelope: Envelope): Promise<void> {
-  await tx.query('INSERT INTO orders.outbox (event_id, envelope) VALUES ($1, $2)', [envelope.eventId, JSON.stringify(envelope)]);
-  await tx.query(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`);
-}
+/** The relay's rate; its backlog is outbox-metrics.ts's gauges. */
+const relayed = new Counter({
+  name: 'outbox_events_published_total',
+  help: 'Events the relay published from the outbox with a confirm and marked sent (committed)',
+  registers: [processRegistry],
+});
 
 export interface OutboxRelayOptions {
   /** Rows claimed and published per transaction. Default 200 */
@@ -34,7 +39,7 @@ export class OutboxRelay {
   private wake?: () => void;
   /** Set by a notification; one that arrives while a batch runs must not be lost. */
   private notified = false;
-  private listener?: PoolClient;
+  private readonly listener: PgListener;
   private loop?: Promise<void>;
   private readonly batchSize: number;
   private readonly pollMs: number;
@@ -48,27 +53,21 @@ export class OutboxRelay {
     this.batchSize = options.batchSize ?? 200;
     this.pollMs = options.pollMs ?? 1_000;
     this.logger = options.logger ?? silentLogger;
+    // Each commit's NOTIFY wakes the loop; so does every (re-)LISTEN, for what was committed while nobody listened.
+    this.listener = new PgListener(db, {
+      channel: EVENTS_CHANNEL,
+      name: 'outbox',
+      logger: this.logger,
+      onNotify: () => {
+        this.notified = true;
+        this.wake?.();
+      },
+    });
   }
 
   async start(): Promise<void> {
-    await this.listen();
+    await this.listener.start();
     this.loop = this.run();
-  }
-
-  /** LISTEN on a dedicated connection; if it drops, polling carries on and it is re-opened. */
-  private async listen(): Promise<void> {
-    try {
-      const client = await this.db.connect();
-      client.on('notification', () => {
-        this.notified = true;
-        this.wake?.();
-      });
-      client.on('error', () => undefined);
-      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
-      this.listener = client;
-    } catch (err) {
-      this.logger.warn({ err: errorMessage(err) }, 'outbox: LISTEN failed; polling only');
-    }
   }
 
   private async run(): Promise<void> {
@@ -99,23 +98,26 @@ export class OutboxRelay {
 
   /** Claims, publishes and marks one batch; returns how many rows it published. */
   async drainOnce(): Promise<number> {
-    return withTransaction(this.db, async (tx) => {
-      const rows = await tx.query<{ id: string; envelope: Envelope }>(
-        'SELECT id, envelope FROM orders.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED',
+    const published = await withTransaction(this.db, async (tx) => {
+      const rows = await tx.query<{ id: string; envelope: Envelope; trace_context: TraceCarrier | null }>(
+        'SELECT position AS id, envelope, trace_context FROM orders.events WHERE sent_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED',
         [this.batchSize],
       );
       if (rows.rows.length === 0) return 0;
-      await Promise.all(rows.rows.map((r) => this.publisher.publishEnvelope(r.envelope)));
+      // Each event's publish span is a child of the span that appended it: one order, one trace.
+      await Promise.all(rows.rows.map((r) => withTraceContext(r.trace_context, () => this.publisher.publishEnvelope(r.envelope))));
       await this.options.beforeMark?.(rows.rows.map((r) => r.envelope.eventId));
-      await tx.query('UPDATE orders.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])', [rows.rows.map((r) => r.id)]);
+      await tx.query('UPDATE orders.events SET sent_at = now() WHERE position = ANY($1::bigint[])', [rows.rows.map((r) => r.id)]);
       return rows.rows.length;
     });
+    relayed.inc(published);
+    return published;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
+    await this.listener.stop();
     await this.loop;
-    this.listener?.release(true);
   }
 }

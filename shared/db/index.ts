@@ -1,20 +1,92 @@
 // PostgreSQL access: a pool per process, transactions, and the mapping of driver errors
 // onto the error types the consumer loop acts on (an unreachable database is
-// DependencyUnavailableError: nothing is processed, nothing is lost).
-import { Pool, type PoolClient, type QueryResultRow } from 'pg';
+// DependencyUnavailableError: nothing is processed, nothing is lost). Connecting and every
+// statement have deadlines: a server that accepts but never answers must not hang a handler.
+import { Pool, types, type ClientConfig, type PoolClient, type QueryResultRow } from 'pg';
+import { getConfig } from '../config';
 import { DependencyUnavailableError, TransientError } from '../errors';
+import { DependencyWatch, FIRST_WARNING_MS } from '../observability/dependency-watch';
+import type { Logger } from '../observability/logger';
 
 export type { Pool, PoolClient };
 
-export function createPool(databaseUrl: string, applicationName: string, max = 10): Pool {
-  const pool = new Pool({ connectionString: databaseUrl, application_name: applicationName, max, connectionTimeoutMillis: 5_000 });
+// A char(n) column (a currency, a country) comes back padded to n characters, and a padded
+// value would fail the message schemas downstream. Trimmed here, once, for every query of
+// the process, instead of at each place that reads one.
+types.setTypeParser(types.builtins.BPCHAR, (value: string) => value.trimEnd());
+
+/**
+ * How much longer the client waits for a statement than the server's statement_timeout, in
+ * ms: a live server's cancellation (57014, a TransientError) arrives first, and only a server
+ * that does not answer at all meets the client's own deadline (DependencyUnavailableError).
+ */
+const CLIENT_WAIT_MARGIN_MS = 2_000;
+
+export interface DbDeadlines {
+  /** Opening a connection, in ms. Default DATABASE_CONNECT_TIMEOUT_MS */
+  connectTimeoutMs?: number;
+  /** One statement, in ms. Default DATABASE_STATEMENT_TIMEOUT_MS (a handler's statement) */
+  statementTimeoutMs?: number;
+}
+
+/** The pg client settings that carry the deadlines. */
+export function deadlineSettings(deadlines: DbDeadlines = {}): Pick<ClientConfig, 'connectionTimeoutMillis' | 'statement_timeout' | 'query_timeout'> {
+  const statementTimeoutMs = deadlines.statementTimeoutMs ?? getConfig().databaseStatementTimeoutMs;
+  return {
+    connectionTimeoutMillis: deadlines.connectTimeoutMs ?? getConfig().databaseConnectTimeoutMs,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + CLIENT_WAIT_MARGIN_MS,
+  };
+}
+
+export interface PoolOptions extends DbDeadlines {
+  /** Most connections at once. Default 10 */
+  max?: number;
+  /** Where the pool says that PostgreSQL does not answer. Default: nowhere */
+  logger?: Logger;
+}
+
+/** What each pool's queries found out about the server, kept beside the pool. */
+const watches = new WeakMap<Pool, DependencyWatch>();
+
+/**
+ * A pool with a handler's deadlines unless told otherwise: a long job (a rebuild of the
+ * read model, say) makes a pool of its own with `{ statementTimeoutMs: 30 * 60_000 }`.
+ * A number is the pool's size (the older form).
+ */
+export function createPool(databaseUrl: string, applicationName: string, options: number | PoolOptions = {}): Pool {
+  const opts: PoolOptions = typeof options === 'number' ? { max: options } : options;
+  const { max = 10, logger, ...deadlines } = opts;
+  const pool = new Pool({ connectionString: databaseUrl, application_name: applicationName, max, ...deadlineSettings(deadlines) });
   // A client that loses its connection emits 'error': an idle one through the pool, a
   // checked-out one on itself. Without listeners either would crash the process (the chaos
   // run's PostgreSQL restarts did); the query in flight fails with the error anyway.
   pool.on('error', () => undefined);
-  pool.on('connect', (client) => void client.on('error', () => undefined));
+  // An ended pool no longer speaks for the process's readiness, whatever it last found.
+  const watch = new DependencyWatch('postgres', logger, FIRST_WARNING_MS, () => pool.ending);
+  watches.set(pool, watch);
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    watch.up();
+  });
   return pool;
 }
+
+/** PostgreSQL itself is away (not another dependency a transaction's code found away). */
+function postgresUnavailable(err: unknown): err is DependencyUnavailableError {
+  return err instanceof DependencyUnavailableError && err.dependency === 'postgres';
+}
+
+/** Tells the pool's watch what a query found: an unreachable server, or one that answers. */
+function observe(pool: Pool, err?: unknown): void {
+  const watch = watches.get(pool);
+  if (!watch) return;
+  if (err === undefined) watch.up();
+  else if (postgresUnavailable(err)) watch.down(err.cause ?? err);
+}
+
+/** The driver's own words for a server that cannot be reached or stopped answering. */
+const UNREACHABLE = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|^timeout expired$|^Query read timeout$/i;
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '53300']);
 
@@ -22,10 +94,13 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EP
 export function classifyDbError(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
   const code = (err as { code?: string }).code ?? '';
-  if (CONNECTION_CODES.has(code) || code.startsWith('08') || /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(err.message)) {
+  if (CONNECTION_CODES.has(code) || code.startsWith('08') || UNREACHABLE.test(err.message)) {
     return new DependencyUnavailableError('postgres', err);
   }
   if (code === '40001' || code === '40P01') return new TransientError(`database conflict (${code}): ${err.message}`, { cause: err });
+  // statement_timeout: the server answers but the statement took too long (a lock held long,
+  // an overloaded server); another attempt later may pass.
+  if (code === '57014') return new TransientError(`statement cancelled (${code}): ${err.message}`, { cause: err });
   return err;
 }
 
@@ -35,21 +110,32 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
   try {
     client = await pool.connect();
   } catch (err) {
-    throw classifyDbError(err);
+    const classified = classifyDbError(err);
+    observe(pool, classified);
+    throw classified;
   }
   let broken = false;
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
+    observe(pool);
     return result;
   } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch {
+    const classified = classifyDbError(err);
+    observe(pool, classified);
+    if (postgresUnavailable(classified)) {
+      // A ROLLBACK would wait out its own deadline on a server that does not answer; dropping
+      // the connection ends the transaction on the server as well.
       broken = true;
+    } else {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true;
+      }
     }
-    throw classifyDbError(err);
+    throw classified;
   } finally {
     client.release(broken);
   }
@@ -58,9 +144,13 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
 /** One query outside a transaction, with errors classified. */
 export async function query<R extends QueryResultRow>(pool: Pool, text: string, values: unknown[] = []): Promise<R[]> {
   try {
-    return (await pool.query<R>(text, values)).rows;
+    const rows = (await pool.query<R>(text, values)).rows;
+    observe(pool);
+    return rows;
   } catch (err) {
-    throw classifyDbError(err);
+    const classified = classifyDbError(err);
+    observe(pool, classified);
+    throw classified;
   }
 }
 

@@ -1,4 +1,4 @@
-// The envelope every event and command travels in (DESIGN.md, "Messaging").
+// The envelope every event and command travels in (docs/messaging.md#the-envelope).
 // Workflow-safe: schema objects and types only.
 import { Type, type Static } from '@sinclair/typebox';
 

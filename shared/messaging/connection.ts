@@ -1,17 +1,105 @@
 // One RabbitMQ connection per process that recovers by itself (amqplib's recovery) and
 // re-runs every registered setup hook after each (re)connect: topology, publisher
 // channel, consumers. Hooks are how channels come back after the broker closes them.
+// Every connect attempt has a deadline: a broker that accepts TCP but never answers would
+// otherwise hold the first attempt, and with it the process, for ever. Given the nodes of a
+// cluster, each attempt goes to one node, and a failed attempt or a lost connection moves
+// the next attempt on to the next node: the connection fails over.
 import * as amqp from 'amqplib';
-import type { ChannelModel, RecoveringChannelModel } from 'amqplib';
+import type { ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
 import { EventEmitter } from 'node:events';
-import { redact } from '../config';
+import type { Socket } from 'node:net';
+import { getConfig, parseAmqpUrls, redact } from '../config';
 import { errorMessage } from '../errors';
+import { DependencyWatch } from '../observability/dependency-watch';
 import { silentLogger, type Logger } from '../observability/logger';
+import { refusalBehind } from './topology';
+
+/**
+ * How long the setup hooks of one connect (channels, the topology: up to 24 quorum queues for
+ * the read model) may take, in ms. A busy broker needs seconds; a minute means it does not answer.
+ */
+const SETUP_DEADLINE_MS = 60_000;
+
+/** The setup hooks of a connect did not finish in time; the connection is dropped and made again. */
+export class AmqpSetupTimeoutError extends Error {
+  override name = 'AmqpSetupTimeoutError';
+}
 
 export type SetupHook = (model: ChannelModel) => Promise<void>;
 
+/**
+ * A node as amqplib's connect takes it when given an object rather than a URL string: the
+ * same fields its URL parsing would produce. Every key is present (undefined when the URL
+ * does not say), so that copying one node over another leaves nothing of the other behind.
+ */
+type NodeTarget = { [K in 'protocol' | 'hostname' | 'port' | 'username' | 'password' | 'vhost' | 'heartbeat' | 'frameMax' | 'channelMax' | 'locale']-?: Options.Connect[K] | undefined };
+
+/** The fields of a node's URL, decoded as amqplib decodes a URL string. */
+export function nodeTarget(url: string, heartbeatSeconds: number): NodeTarget {
+  const u = new URL(url);
+  const query = (name: string): number | undefined => (u.searchParams.has(name) ? Number(u.searchParams.get(name)) : undefined);
+  const decode = (text: string): string => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return text;
+    }
+  };
+  // amqplib defaults to guest/guest only when the URL names neither a user nor a password.
+  const credentials = u.username !== '' || u.password !== '';
+  return {
+    protocol: u.protocol.replace(/:$/, ''),
+    hostname: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : undefined,
+    username: credentials ? decode(u.username) : undefined,
+    password: credentials ? decode(u.password) : undefined,
+    // Still escaped: amqplib unescapes the virtual host itself ("%2F" is "/").
+    vhost: u.pathname.slice(1) || undefined,
+    heartbeat: query('heartbeat') ?? heartbeatSeconds,
+    frameMax: query('frameMax'),
+    channelMax: query('channelMax'),
+    locale: u.searchParams.get('locale') ?? undefined,
+  };
+}
+
+/**
+ * The nodes a connection may use, and the one its next connect attempt goes to. amqplib's
+ * recovery reconnects with the arguments of the first connect; given an object, it reads the
+ * object's fields at each attempt. So the connection passes one object and copies the next
+ * node into it between attempts.
+ */
+class Nodes {
+  /** What amqplib reads at each attempt: a copy of the current node. */
+  readonly target: NodeTarget;
+  private index = 0;
+  private readonly targets: NodeTarget[];
+
+  constructor(
+    readonly urls: readonly string[],
+    heartbeatSeconds: number,
+  ) {
+    this.targets = urls.map((url) => nodeTarget(url, heartbeatSeconds));
+    this.target = { ...this.targets[0]! };
+  }
+
+  /** The node the next attempt goes to (or the open connection is on), password masked. */
+  get current(): string {
+    return redact(this.urls[this.index]!);
+  }
+
+  /** That node did not answer, or dropped the connection: the next attempt tries the next one. */
+  moveOn(): void {
+    this.index = (this.index + 1) % this.urls.length;
+    Object.assign(this.target, this.targets[this.index]);
+  }
+}
+
 export interface AmqpConnectionOptions {
-  /** Broker URL. */
+  /**
+   * Broker URL; or the nodes of a cluster, as URLs separated by commas: each connect attempt
+   * goes to one of them, in turn, starting with the first.
+   */
   url: string;
   /** Shown in the management UI's connection list. Default "order-fulfillment" */
   name?: string;
@@ -24,6 +112,11 @@ export interface AmqpConnectionOptions {
   heartbeatSeconds?: number;
   /** Give up the first connect after this many retries (command-line tools). Default: never */
   initialMaxRetries?: number;
+  /**
+   * How long a connect attempt may go without an answer (TCP connect and AMQP handshake)
+   * before it is abandoned and retried, in ms. Default: AMQP_CONNECT_TIMEOUT_MS
+   */
+  connectTimeoutMs?: number;
 }
 
 export class AmqpConnection extends EventEmitter {
@@ -34,17 +127,29 @@ export class AmqpConnection extends EventEmitter {
   private readonly logger: Logger;
   private readyWaiters: Array<() => void> = [];
   private blocked = false;
+  private readonly watch: DependencyWatch;
+  private readonly nodes: Nodes;
 
   constructor(private readonly options: AmqpConnectionOptions) {
     super();
     this.logger = options.logger ?? silentLogger;
+    this.watch = new DependencyWatch('rabbitmq', this.logger);
+    this.nodes = new Nodes(parseAmqpUrls(options.url), options.heartbeatSeconds ?? 10);
   }
 
-  /** Connects, waiting (with back-off) until the broker answers. */
+  /** The node the connection is on (or tries next), password masked. */
+  get node(): string {
+    return this.nodes.current;
+  }
+
+  /** Connects, waiting (with back-off) until a node answers. */
   async start(): Promise<void> {
-    const url = new URL(this.options.url);
-    if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', String(this.options.heartbeatSeconds ?? 10));
-    this.model = await amqp.connect(url.toString(), {
+    this.watch.down();
+    this.model = await amqp.connect(this.nodes.target, {
+      // amqplib's socket timeout: it abandons a connect that hears nothing for this long, TCP
+      // and handshake alike, and stops it once the connection is open (heartbeats take over).
+      // Without it a silent broker holds the attempt for ever and recovery never retries.
+      timeout: this.options.connectTimeoutMs ?? getConfig().amqpConnectTimeoutMs,
       clientProperties: { connection_name: this.options.name ?? 'order-fulfillment' },
       recovery: {
         initialDelay: this.options.initialDelayMs ?? 100,
@@ -59,15 +164,36 @@ export class AmqpConnection extends EventEmitter {
           const onLost = (err?: Error): void => void (lost ??= err ?? new Error('connection closed'));
           model.on('error', onLost);
           model.once('close', onLost);
+          // A broker that completed the handshake and then answers no call would hang the hooks,
+          // and this connect, for ever: dropping the socket fails every call in flight.
+          let timedOut: AmqpSetupTimeoutError | undefined;
+          const deadline = setTimeout(() => {
+            timedOut = new AmqpSetupTimeoutError(`the broker did not answer the setup calls within ${SETUP_DEADLINE_MS} ms`);
+            (model.connection as unknown as { stream?: Socket }).stream?.destroy(timedOut);
+          }, SETUP_DEADLINE_MS);
           this.current = model;
-          for (const hook of [...this.hooks]) await hook(model);
-          if (lost) throw new Error(`amqp connection lost during setup: ${errorMessage(lost)}`);
+          try {
+            try {
+              for (const hook of [...this.hooks]) await this.runHook(model, hook);
+            } catch (err) {
+              throw timedOut ?? err; // the hook only saw its channel end
+            } finally {
+              clearTimeout(deadline);
+            }
+            if (lost) throw new Error(`amqp connection lost during setup: ${errorMessage(lost)}`);
+          } catch (err) {
+            // A failed setup leaves no live connection behind: not ready, and a hook added
+            // meanwhile waits for the next connection instead of running on this dead one.
+            if (this.current === model) this.current = undefined;
+            throw err;
+          }
         },
       },
     });
     this.model.on('connect', (model: ChannelModel) => {
       this.current = model;
-      this.logger.info({ broker: redact(this.options.url) }, 'amqp connected');
+      this.watch.up();
+      this.logger.info({ broker: this.nodes.current }, 'amqp connected');
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const w of waiters) w();
@@ -75,11 +201,18 @@ export class AmqpConnection extends EventEmitter {
     });
     this.model.on('disconnect', (err: Error) => {
       this.current = undefined;
-      if (!this.closing) this.logger.warn({ err: errorMessage(err) }, 'amqp connection lost; recovering');
+      if (!this.closing) {
+        this.watch.down(err);
+        this.logger.warn({ err: errorMessage(err), broker: this.nodes.current }, 'amqp connection lost; recovering');
+      }
+      // The node that dropped us is the likeliest to be down: the first attempt goes elsewhere.
+      this.nodes.moveOn();
       this.emit('disconnect');
     });
     this.model.on('connect-failed', (err: Error) => {
-      this.logger.warn({ err: errorMessage(err), broker: redact(this.options.url) }, 'amqp connect failed; retrying');
+      this.watch.down(err);
+      this.logger.warn({ err: errorMessage(err), broker: this.nodes.current }, 'amqp connect failed; retrying');
+      this.nodes.moveOn();
     });
     this.model.on('blocked', (reason: string) => {
       this.blocked = true;
@@ -110,11 +243,30 @@ export class AmqpConnection extends EventEmitter {
    */
   async addSetup(hook: SetupHook): Promise<() => void> {
     this.hooks.push(hook);
-    if (this.current) await hook(this.current);
+    if (this.current) await this.runHook(this.current, hook);
     return () => {
       const i = this.hooks.indexOf(hook);
       if (i >= 0) this.hooks.splice(i, 1);
     };
+  }
+
+  /**
+   * Runs a hook. When the broker closes the whole connection over what the hook declared (an
+   * unknown exchange type does), the hook only learns "Channel ended": the reason is the
+   * error the connection closed with, and a refusal is thrown as the BrokerRefusedError it is.
+   */
+  private async runHook(model: ChannelModel, hook: SetupHook): Promise<void> {
+    let onClose: (err?: unknown) => void = () => undefined;
+    const closed = new Promise<unknown>((done) => (onClose = done));
+    model.once('close', onClose);
+    try {
+      await hook(model);
+    } catch (err) {
+      // The hook fails as soon as its channel goes; the close may come a moment later.
+      throw (await refusalBehind(err, closed)) ?? err;
+    } finally {
+      model.off('close', onClose);
+    }
   }
 
   /** Resolves when connected, or rejects after timeoutMs. */
@@ -135,6 +287,7 @@ export class AmqpConnection extends EventEmitter {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.watch.close();
     try {
       await this.model?.close();
     } catch (err) {

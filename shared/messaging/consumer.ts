@@ -2,33 +2,26 @@
 // message's fate (ack, retry later, dead-letter, wait) is carried out. Handlers return or
 // throw; they never ack. A message is acked only after what it produced is confirmed by
 // the broker and its done marker is stored; nothing is acked on a channel that closed.
+// What becomes of each delivery, how long handlers take and how deep the queues are is
+// counted here (messages_consumed_total, message_handler_duration_seconds, queue depths); a
+// retry or dead letter is also an event, with its reason, on the delivery's span (tracing on).
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import type { DedupStore } from '../dedup';
-import { DependencyUnavailableError, DuplicateInProgressError, errorMessage, PermanentError, PoisonMessageError } from '../errors';
+import { DependencyUnavailableError, DuplicateInProgressError, errorMessage, LeaseLostError, PermanentError, PoisonMessageError, UnroutableError } from '../errors';
 import type { Envelope } from '../events';
 import { silentLogger, type Logger } from '../observability/logger';
+import { recordOnActiveSpan } from '../observability/trace-context';
+import { processRegistry } from '../observability/metrics';
+import { withDeadline } from '../runtime/deadline';
 import type { AmqpConnection } from './connection';
 import { decide, type Decision } from './decide';
+import { handlerFor, type HandlerMap } from './handler';
 import { HEADERS, numberHeader, ownHeaders, stringHeader } from './headers';
 import type { Publisher } from './publisher';
 import { declareTopology, DEFAULT_RETRY, dlqName, type QueueSpec, type RetryPolicy, waitQueueName } from './topology';
 import type { MessageValidator } from './validator';
-
-export interface HandlerContext {
-  /** 1 for the first attempt; grows with each retry. */
-  attempt: number;
-  /** True when the broker delivered this message before (e.g. its consumer died before acking). */
-  redelivered: boolean;
-  logger: Logger;
-}
-
-/** What a handler produced: messages to publish before the input is acked (and re-emitted for duplicates). */
-export interface HandlerResult {
-  publish?: Envelope[];
-}
-
-export type Handler = (envelope: Envelope, ctx: HandlerContext) => Promise<HandlerResult | void>;
 
 export interface ConsumerOptions {
   /** The queue, its bindings and its retry policy; declared by the consumer. */
@@ -36,7 +29,7 @@ export interface ConsumerOptions {
   /** Name in dedup keys (`dedup:<consumer>:<messageId>`) and logs. Default: the queue name */
   consumerName?: string;
   /** Handlers by message type; a type without a handler is dead-lettered. */
-  handlers: Readonly<Record<string, Handler>>;
+  handlers: HandlerMap;
   /** Unacked messages in flight at once. Default 32 */
   prefetch?: number;
   /** null turns dedup off (the handler must then be idempotent on its own). */
@@ -55,6 +48,72 @@ interface Subscription {
 
 const DEPENDENCY_BACKOFF_MS = [100, 250, 500, 1_000, 2_000];
 
+/** What became of a delivery, as messages_consumed_total counts it. */
+type ConsumedOutcome = 'handled' | 'duplicate' | 'retried' | 'dead_lettered' | 'waiting_for_dependency';
+
+const consumed = new Counter<'queue' | 'outcome'>({
+  name: 'messages_consumed_total',
+  help:
+    'Deliveries by queue and what became of them: handled; duplicate (done before: its stored outcome re-emitted); retried (moved to a wait queue, a duplicate still in progress elsewhere included); dead_lettered; waiting_for_dependency (held until a dependency answers, then counted again with its outcome)',
+  labelNames: ['queue', 'outcome'],
+  registers: [processRegistry],
+});
+
+const handlerSeconds = new Histogram<'queue' | 'type'>({
+  name: 'message_handler_duration_seconds',
+  help: "Each run of a handler by queue and message type, failed ones included: from when its dedup claim was granted until its results were confirmed and its outcome stored (the handled log line's ms)",
+  labelNames: ['queue', 'type'],
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [processRegistry],
+});
+
+/** How long a scrape waits for the broker's answer about one queue, in ms; NaN after it. */
+const DEPTH_DEADLINE_MS = 1_000;
+
+interface Depths {
+  queue: number;
+  dlq: number;
+}
+
+/** The consumers of this process that are started: whose queues the depth gauges read. */
+const startedConsumers = new Set<Consumer>();
+let readingDepths: Promise<Map<string, Depths>> | undefined;
+
+/** Every started consumer's queue and DLQ depth, read once per scrape for both gauges. */
+function readDepths(): Promise<Map<string, Depths>> {
+  readingDepths ??= Promise.all([...startedConsumers].map(async (c) => [c.queueName, await c.depths()] as const))
+    .then((entries) => new Map(entries))
+    .finally(() => (readingDepths = undefined));
+  return readingDepths;
+}
+
+/** Sets a depth gauge from this scrape's reading. */
+async function setDepths(gauge: Gauge<'queue'>, pick: (d: Depths) => number): Promise<void> {
+  const depths = await readDepths();
+  gauge.reset(); // a stopped consumer's queue is no longer this process's to report
+  for (const [queue, d] of depths) gauge.set({ queue }, pick(d));
+}
+
+new Gauge<'queue'>({
+  name: 'queue_depth_messages',
+  help: `Messages ready in each queue this process consumes, asked of the broker at each scrape (NaN when it does not answer within ${DEPTH_DEADLINE_MS} ms)`,
+  labelNames: ['queue'],
+  registers: [processRegistry],
+  collect() {
+    return setDepths(this, (d) => d.queue);
+  },
+});
+
+new Gauge<'queue'>({
+  name: 'dlq_depth_messages',
+  help: `Messages in the DLQ of each queue this process consumes (labelled with the consumer queue), asked of the broker at each scrape (NaN when it does not answer within ${DEPTH_DEADLINE_MS} ms)`,
+  labelNames: ['queue'],
+  registers: [processRegistry],
+  collect() {
+    return setDepths(this, (d) => d.dlq);
+  },
+});
+
 export class Consumer {
   private sub?: Subscription;
   private stopping = false;
@@ -63,6 +122,8 @@ export class Consumer {
   private readonly name: string;
   private readonly logger: Logger;
   private removeSetup?: () => void;
+  /** Deliveries held now, by the dependency they wait for. */
+  private readonly holding = new Map<string, number>();
 
   constructor(
     private readonly connection: AmqpConnection,
@@ -83,6 +144,42 @@ export class Consumer {
   async start(): Promise<void> {
     await this.publisher.start();
     this.removeSetup = await this.connection.addSetup((model) => this.subscribe(model));
+    startedConsumers.add(this);
+  }
+
+  /** True while its channel is open and subscribed. */
+  get consuming(): boolean {
+    return !this.stopping && this.sub?.open === true && this.sub.consumerTag !== undefined;
+  }
+
+  /** The dependencies deliveries are held for now (DependencyUnavailableError), each once. */
+  get waitingFor(): string[] {
+    return [...this.holding.keys()];
+  }
+
+  /**
+   * How many messages are ready in its queue and its DLQ, each asked on a channel of its own
+   * (a failed check closes its channel); NaN for one the broker did not answer in time.
+   */
+  async depths(): Promise<Depths> {
+    const model = this.connection.channelModel;
+    const count = async (queue: string): Promise<number> => {
+      if (!model) return Number.NaN;
+      const channel = await model.createChannel();
+      channel.on('error', () => undefined);
+      try {
+        return (await channel.checkQueue(queue)).messageCount;
+      } finally {
+        channel.close().catch(() => undefined);
+      }
+    };
+    const within = (queue: string): Promise<number> => withDeadline(count(queue), DEPTH_DEADLINE_MS).catch(() => Number.NaN);
+    const [queue, dlq] = await Promise.all([within(this.queueName), within(dlqName(this.queueName))]);
+    return { queue, dlq };
+  }
+
+  private count(outcome: ConsumedOutcome): void {
+    consumed.inc({ queue: this.queueName, outcome });
   }
 
   private async subscribe(model: ChannelModel): Promise<void> {
@@ -129,6 +226,7 @@ export class Consumer {
   }
 
   private async handle(msg: ConsumeMessage, sub: Subscription): Promise<void> {
+    let held: string | undefined;
     try {
       const attempt = numberHeader(msg.properties.headers, HEADERS.attempts) + 1;
       let decision: Decision;
@@ -137,7 +235,12 @@ export class Consumer {
         if (decision.action !== 'wait-for-dependency') break;
         if (this.stopping || !sub.open) return; // not acked: the broker gives it to someone else
         const delay = DEPENDENCY_BACKOFF_MS[Math.min(waits, DEPENDENCY_BACKOFF_MS.length - 1)] as number;
-        if (waits === 0) this.logger.warn({ dependency: decision.dependency }, 'dependency unavailable; holding messages until it is back');
+        if (waits === 0) {
+          this.logger.warn({ dependency: decision.dependency }, 'dependency unavailable; holding messages until it is back');
+          this.count('waiting_for_dependency');
+          held = decision.dependency;
+          this.holding.set(held, (this.holding.get(held) ?? 0) + 1);
+        }
         await sleep(delay);
       }
       await this.settle(msg, sub, decision, attempt);
@@ -145,6 +248,12 @@ export class Consumer {
       // Unexpected: give the message back to the broker rather than hold it unacked forever.
       this.logger.error({ err: errorMessage(err) }, 'could not settle message; requeueing it');
       this.nack(msg, sub, true);
+    } finally {
+      if (held !== undefined) {
+        const left = (this.holding.get(held) ?? 1) - 1;
+        if (left > 0) this.holding.set(held, left);
+        else this.holding.delete(held);
+      }
     }
   }
 
@@ -158,59 +267,96 @@ export class Consumer {
     } catch (err) {
       return decide(err, attempt, this.retry);
     }
-    const handler = Object.prototype.hasOwnProperty.call(this.options.handlers, envelope.eventType)
-      ? this.options.handlers[envelope.eventType]
-      : undefined;
+    const handler = handlerFor(this.options.handlers, envelope);
     if (!handler) {
       return decide(new PoisonMessageError('unknown_type', `${this.name} has no handler for "${envelope.eventType}"`), attempt, this.retry);
     }
     const log = this.logger.child({ eventId: envelope.eventId, eventType: envelope.eventType, aggregateId: envelope.aggregateId, correlationId: envelope.correlationId, attempt });
     const dedup = this.options.dedup;
     let token: string | undefined;
+    let started: number | undefined;
+    const timed = (since: number): number => {
+      const ms = Date.now() - since;
+      handlerSeconds.observe({ queue: this.queueName, type: envelope.eventType }, ms / 1000);
+      return ms;
+    };
     try {
+      const claimedAt = Date.now(); // the lease runs from when the claim was sent, not answered
       if (dedup) {
         const claim = await dedup.claim(this.name, envelope.eventId);
         if (claim.status === 'in_progress') throw new DuplicateInProgressError(`${envelope.eventId} is being handled elsewhere`);
         if (claim.status === 'done') {
           await this.emit(parseOutcome(claim.outcome));
           log.info({ outcome: 'duplicate' }, 'duplicate: re-emitted the stored outcome');
+          this.count('duplicate');
           return { action: 'ack' };
         }
         token = claim.token;
       }
-      const started = Date.now();
-      const result = await this.withLease(envelope.eventId, token, () =>
-        handler(envelope, { attempt, redelivered: msg.fields.redelivered, logger: log }),
-      );
-      const outgoing = result?.publish ?? [];
-      await this.emit(outgoing);
+      started = Date.now();
+      // The lease is held until the results are confirmed: a handler that lost it publishes
+      // nothing, and one whose lease ran out while publishing marks nothing.
+      const outgoing = await this.withLease(envelope.eventId, token, claimedAt, async (stillOwned) => {
+        const result = await handler(envelope, { attempt, redelivered: msg.fields.redelivered, logger: log });
+        stillOwned();
+        const publish = result?.publish ?? [];
+        await this.emit(publish);
+        return publish;
+      });
       if (dedup && token) await this.untilAvailable(() => dedup.complete(this.name, envelope.eventId, token as string, JSON.stringify(outgoing)));
-      log.info({ outcome: 'handled', ms: Date.now() - started, emitted: outgoing.map((e) => e.eventType) }, 'handled');
+      log.info({ outcome: 'handled', ms: timed(started), emitted: outgoing.map((e) => e.eventType) }, 'handled');
+      this.count('handled');
       return { action: 'ack' };
     } catch (err) {
+      if (started !== undefined) timed(started);
       if (dedup && token) {
         await dedup.release(this.name, envelope.eventId, token).catch(() => {
-          // The lease expires on its own; a redelivery can claim it then.
+          // Redis away: the lease expires on its own. Not owned: it is the new owner's.
         });
       }
       const decision = decide(err, attempt, this.retry);
       const fields = { outcome: decision.action, err: errorMessage(err), errorType: err instanceof Error ? err.name : typeof err };
-      if (err instanceof DuplicateInProgressError) log.info(fields, 'duplicate of a message in progress; retrying later');
+      if (err instanceof LeaseLostError) log.warn(fields, 'dedup lease lost while handling; not acting as its owner, retrying later');
+      else if (err instanceof DuplicateInProgressError) log.info(fields, 'duplicate of a message in progress; retrying later');
       else log.warn(fields, 'handler failed');
       return decision;
     }
   }
 
-  /** Keeps the dedup claim alive while a slow handler runs. */
-  private async withLease<T>(messageId: string, token: string | undefined, work: () => Promise<T>): Promise<T> {
+  /**
+   * Keeps the dedup claim alive while a slow handler runs and its results are published.
+   * When the claim is lost (a renewal found another owner, or none succeeded for a whole
+   * lease, e.g. Redis was away), the handler's result is not this delivery's to act on:
+   * `stillOwned()` throws LeaseLostError, as does the end of the work, and the message is
+   * retried once the owner has finished. A renewal counts from when it was sent, not
+   * answered: Redis extended the lease at some moment in between, so it lasts at least
+   * leaseMs from the sending.
+   */
+  private async withLease<T>(messageId: string, token: string | undefined, claimedAt: number, work: (stillOwned: () => void) => Promise<T>): Promise<T> {
     const dedup = this.options.dedup;
-    if (!dedup || !token) return work();
+    if (!dedup || !token) return work(() => undefined);
     const leaseMs = dedup.leaseMs;
+    let renewedAt = claimedAt;
+    let lost = false;
+    const stillOwned = (): void => {
+      if (lost || Date.now() - renewedAt >= leaseMs) throw new LeaseLostError(`${this.name}:${messageId}`);
+    };
     const timer = setInterval(() => {
-      dedup.extend(this.name, messageId, token).catch(() => undefined);
+      const sentAt = Date.now();
+      dedup.extend(this.name, messageId, token).then(
+        (owned) => {
+          if (owned) renewedAt = Math.max(renewedAt, sentAt);
+          else lost = true;
+        },
+        () => {
+          if (Date.now() - renewedAt >= leaseMs) lost = true;
+        },
+      );
     }, Math.max(100, Math.floor(leaseMs / 3)));
     try {
-      return await work();
+      const result = await work(stillOwned);
+      stillOwned();
+      return result;
     } finally {
       clearInterval(timer);
     }
@@ -246,6 +392,12 @@ export class Consumer {
     headers[HEADERS.errorMessage] = decision.errorMessage.slice(0, 1000);
     const target =
       decision.action === 'retry' ? waitQueueName(this.options.queue.name, decision.delayMs) : dlqName(this.options.queue.name);
+    // Decided here; a copy that cannot be moved is left to the broker, to the same end (below).
+    this.count(decision.action === 'retry' ? 'retried' : 'dead_lettered');
+    // On this delivery's span (tracing on): what became of it and why; a dead letter fails the span.
+    const why = { 'error.type': decision.errorType, 'error.message': decision.errorMessage.slice(0, 1000), attempt, queue: target };
+    if (decision.action === 'retry') recordOnActiveSpan('retry', { ...why, delay_ms: decision.delayMs });
+    else recordOnActiveSpan('dead_letter', why, `dead-lettered: ${decision.errorType}`);
     if (decision.action === 'retry') {
       headers[HEADERS.attempts] = decision.countsAsAttempt ? attempt : attempt - 1;
     } else {
@@ -254,17 +406,33 @@ export class Consumer {
       headers[HEADERS.deadLetteredAt] = new Date().toISOString();
     }
     try {
-      await this.publisher.publish({ exchange: '', routingKey: target, content: msg.content, options: copyProperties(msg, headers) });
+      // Mandatory: a copy that no queue took (its wait queue or DLQ was deleted) comes back
+      // as UnroutableError instead of being confirmed and dropped.
+      await this.publisher.publish({ exchange: '', routingKey: target, content: msg.content, options: { ...copyProperties(msg, headers), mandatory: true } });
     } catch (err) {
       // Never ack what was not safely moved. A failed dead-letter falls back to the broker's
       // own dead lettering (at-least-once, to the same DLQ); a failed retry is requeued.
       this.logger.warn({ err: errorMessage(err), target }, 'could not move message; leaving it to the broker');
+      if (err instanceof UnroutableError) await this.redeclare(sub);
       this.nack(msg, sub, decision.action === 'retry');
       return;
     }
     this.ack(msg, sub);
     if (decision.action === 'dead-letter') {
       this.logger.warn({ messageId: msg.properties.messageId, dlq: target, errorType: decision.errorType, attempts: attempt }, 'dead-lettered');
+    }
+  }
+
+  /** Declares the queue with its wait queues and DLQ again, after one of them was found missing. */
+  private async redeclare(sub: Subscription): Promise<void> {
+    try {
+      const channel = await sub.model.createChannel();
+      channel.on('error', () => undefined);
+      await declareTopology(channel, { exchanges: [], queues: [this.options.queue] });
+      await channel.close();
+      this.logger.warn('declared the queue, its wait queues and its DLQ again: one was missing');
+    } catch (err) {
+      this.logger.warn({ err: errorMessage(err) }, 'could not declare the queue again');
     }
   }
 
@@ -290,6 +458,7 @@ export class Consumer {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    startedConsumers.delete(this);
     this.removeSetup?.();
     const sub = this.sub;
     if (sub?.open && sub.consumerTag) await sub.channel.cancel(sub.consumerTag).catch(() => undefined);

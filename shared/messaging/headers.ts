@@ -1,4 +1,4 @@
-// AMQP header names the consumer loop writes and the DLQ tool reads.
+// AMQP header names the consumer loop writes and the DLQ tool reads, and those of the trace context.
 export const HEADERS = {
   /** Attempts already made (and failed) before this delivery. */
   attempts: 'x-attempts',
@@ -13,8 +13,16 @@ export const HEADERS = {
   /** Set by the broker when it dead-letters (rejected, delivery_limit, expired). */
   firstDeathReason: 'x-first-death-reason',
   replayedAt: 'x-replayed-at',
+  /** Set by the publisher on a mandatory message, so that a return names the publish it answers. */
+  publishId: 'x-publish-id',
   /** The envelope's aggregateId, set on every published envelope (partitioning key). */
   aggregateId: 'x-aggregate-id',
+  /**
+   * W3C trace context of the publish span, with `tracestate` when it has one: set on every
+   * publish by the amqplib instrumentation when tracing is on (a retried copy gets its own).
+   */
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
 } as const;
 
 /** Headers the broker owns; they are not copied onto a republished message. */

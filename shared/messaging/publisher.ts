@@ -1,15 +1,50 @@
 // Publishes with publisher confirms through one confirm channel per connection.
-// At most `window` messages are unconfirmed at once; further callers wait for a slot
-// (backpressure, no unbounded buffer). publish() resolves on the broker's ack and
-// rejects on a nack, a closed channel or the deadline.
+// At most `window` messages are unconfirmed at once, counting those whose caller gave up
+// waiting; further callers wait for a slot (backpressure, no unbounded buffer). publish()
+// resolves on the broker's ack and rejects on a nack, a return (mandatory), a closed
+// channel or the deadline. Each publish is counted by its outcome (messages_published_total),
+// and each confirm's latency measured (publish_confirm_seconds). An envelope of a type held
+// back (PUBLISH_HOLD_BACK) goes on the wire as that older version; the caller's envelope (the
+// event store's, a dedup outcome) stays as it was built, at the latest.
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Counter, Histogram } from 'prom-client';
+import type { HoldBack } from '../config';
 import { ChannelClosedError, errorMessage, PermanentError, PublishNackedError, PublishTimeoutError, UnroutableError } from '../errors';
 import type { Envelope } from '../events';
 import { silentLogger, type Logger } from '../observability/logger';
+import { processRegistry } from '../observability/metrics';
 import { AmqpConnection as AmqpConnectionClass, type AmqpConnection } from './connection';
-import { HEADERS } from './headers';
-import { coreExchanges, declareTopology, inNamespace } from './topology';
+import { HEADERS, stringHeader } from './headers';
+import { coreTopology, declareTopology, inNamespace } from './topology';
 import type { MessageValidator } from './validator';
+
+const published = new Counter<'exchange' | 'outcome'>({
+  name: 'messages_published_total',
+  help: 'Publishes by exchange ("(default)": the default exchange, which carries retries and dead letters) and outcome: confirmed, nacked, unroutable (returned: no queue took it), timed_out (no slot or no confirm in time), channel_closed',
+  labelNames: ['exchange', 'outcome'],
+  registers: [processRegistry],
+});
+
+const confirmSeconds = new Histogram<'exchange'>({
+  name: 'publish_confirm_seconds',
+  help: "Time from sending a message to the broker's confirm (ack), by exchange",
+  labelNames: ['exchange'],
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [processRegistry],
+});
+
+/** The exchange label of a publish. */
+const exchangeLabel = (exchange: string): string => exchange || '(default)';
+
+/** The outcome label of a publish that failed: acquire() and send() reject with nothing else than these errors. */
+function failedOutcome(err: unknown): string {
+  if (err instanceof PublishNackedError) return 'nacked';
+  if (err instanceof UnroutableError) return 'unroutable';
+  if (err instanceof PublishTimeoutError) return 'timed_out';
+  return 'channel_closed'; // ChannelClosedError
+}
 
 export interface PublisherOptions {
   /** Most messages unconfirmed at once. Default 256 */
@@ -18,12 +53,17 @@ export interface PublisherOptions {
   timeoutMs?: number;
   /** Bus namespace prefixed to the catalog's exchange names (BUS_NAMESPACE). Default "" */
   namespace?: string;
+  /**
+   * The older schema version to publish each held-back type as (PUBLISH_HOLD_BACK), e.g.
+   * { 'order.placed': 1 }: until every consumer of the type reads the newer one. Default none
+   */
+  holdBack?: HoldBack;
   logger?: Logger;
 }
 
 export interface PublishOptions {
   headers?: Record<string, unknown>;
-  /** Skip the schema check (the publish script's --raw). Default false */
+  /** Skip the schema check and any hold-back: the bytes as given (the publish script's --raw). Default false */
   raw?: boolean;
   /** Reject with UnroutableError when no queue receives the message. Default false */
   mandatory?: boolean;
@@ -36,6 +76,10 @@ export interface RawPublish {
   options: Options.Publish;
 }
 
+interface ChannelState {
+  closed: boolean;
+}
+
 export class Publisher {
   private channel?: ConfirmChannel;
   private inFlight = 0;
@@ -45,6 +89,7 @@ export class Publisher {
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private readonly namespace: string;
+  private readonly holdBack: HoldBack;
   private started = false;
 
   constructor(
@@ -56,6 +101,7 @@ export class Publisher {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.logger = options.logger ?? silentLogger;
     this.namespace = options.namespace ?? '';
+    this.holdBack = options.holdBack ?? {};
   }
 
   async start(): Promise<void> {
@@ -68,6 +114,10 @@ export class Publisher {
 
   private async openChannel(model: ChannelModel): Promise<void> {
     const channel = await model.createConfirmChannel();
+    const state: ChannelState = { closed: false };
+    // Before amqplib fails every unconfirmed callback on close: a callback's error is then
+    // known to be the close. The only other error a confirm callback gets is a nack.
+    channel.prependListener('close', () => void (state.closed = true));
     channel.on('error', (err: Error) => {
       this.lastChannelError = errorMessage(err);
       this.logger.warn({ err: this.lastChannelError }, 'publisher channel error');
@@ -82,26 +132,35 @@ export class Publisher {
       }
     });
     // With `mandatory`, an unroutable message comes back (basic.return) before its confirm.
-    channel.on('return', (msg: { properties: { messageId?: string } }) => {
-      if (msg.properties.messageId !== undefined) this.returned.add(msg.properties.messageId);
+    channel.on('return', (msg: { properties: { headers?: Record<string, unknown> } }) => {
+      const id = stringHeader(msg.properties.headers, HEADERS.publishId);
+      if (id !== undefined) this.returned.add(id);
     });
     channel.on('drain', () => {
       this.channelFull = false;
       this.wakeAll();
     });
     this.channel = channel;
+    this.channelState = state;
     this.channelFull = false;
     this.wakeAll();
   }
 
-  /** Publishes an envelope to the exchange of its type, routing key = its type, unless options say otherwise. */
-  async publishEnvelope(envelope: Envelope, options: PublishOptions & { exchange?: string; routingKey?: string } = {}): Promise<void> {
+  /**
+   * Publishes an envelope to the exchange of its type, routing key = its type, unless options
+   * say otherwise; a held-back type as its older version (DowncastError, before anything is
+   * sent, when that version cannot carry the data).
+   */
+  async publishEnvelope(given: Envelope, options: PublishOptions & { exchange?: string; routingKey?: string } = {}): Promise<void> {
+    let envelope = given;
     if (!options.raw) {
       try {
         this.validator.check(envelope);
       } catch (err) {
         throw new PermanentError(`refusing to publish an invalid message: ${errorMessage(err)}`);
       }
+      const heldAt = Object.prototype.hasOwnProperty.call(this.holdBack, envelope.eventType) ? this.holdBack[envelope.eventType] : undefined;
+      if (heldAt !== undefined) envelope = this.validator.downcast(envelope, heldAt);
     }
     const home = this.validator.exchangeOf(envelope.eventType);
     const exchange = options.exchange ?? (home === undefined ? undefined : inNamespace(this.namespace, home));
@@ -125,58 +184,73 @@ export class Publisher {
   /** Publishes bytes as they are; persistent, JSON unless the options say otherwise. */
   async publish(message: RawPublish): Promise<void> {
     const deadline = Date.now() + this.timeoutMs;
-    await this.acquire(deadline);
     try {
+      await this.acquire(deadline);
       await this.send(message, deadline);
-    } finally {
-      this.release();
+    } catch (err) {
+      published.inc({ exchange: exchangeLabel(message.exchange), outcome: failedOutcome(err) });
+      throw err;
     }
+    published.inc({ exchange: exchangeLabel(message.exchange), outcome: 'confirmed' });
   }
 
+  /**
+   * Sends one message in an acquired slot. The slot is given back only when the broker
+   * answers or the channel closes: a caller that stopped waiting (a timeout) leaves its
+   * message unconfirmed, and it still counts against the window.
+   */
   private send(message: RawPublish, deadline: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const channel = this.channel;
+      const state = this.channelState;
       if (!channel) {
+        this.release();
         reject(new ChannelClosedError('publisher channel closed'));
         return;
       }
-      let settled = false;
-      const timer = setTimeout(() => {
-        settled = true;
-        reject(new PublishTimeoutError(`no confirm within ${this.timeoutMs} ms for ${message.exchange}/${message.routingKey}`));
-      }, Math.max(1, deadline - Date.now()));
+      let answered = false;
+      const answer = (err?: Error): void => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(
+        () => answer(new PublishTimeoutError(`no confirm within ${this.timeoutMs} ms for ${message.exchange}/${message.routingKey}`)),
+        Math.max(1, deadline - Date.now()),
+      );
+      // A mandatory message carries an id of its own, so that a return names the publish it
+      // answers (a messageId may be missing or shared by copies of one message).
+      const publishId = message.options.mandatory ? randomUUID() : undefined;
+      const options: Options.Publish = { persistent: true, contentType: 'application/json', ...message.options };
+      if (publishId !== undefined) options.headers = { ...(message.options.headers as Record<string, unknown> | undefined), [HEADERS.publishId]: publishId };
+      const sentAt = performance.now();
       try {
-        const ok = channel.publish(
-          message.exchange,
-          message.routingKey,
-          message.content,
-          { persistent: true, contentType: 'application/json', ...message.options },
-          (err: unknown) => {
-            if (settled) return;
-            settled = true;
-            clearTimeout(timer);
-            const id = message.options.messageId;
-            if (!err && message.options.mandatory && id !== undefined && this.returned.delete(id)) {
-              reject(new UnroutableError(`no queue is bound to ${message.exchange} for ${message.routingKey}: the broker dropped it`));
-            } else if (!err) resolve();
-            else if (errorMessage(err).includes('nack')) reject(new PublishNackedError(`broker nacked ${message.exchange}/${message.routingKey}`));
-            else {
-              const why = this.lastChannelError ? `: ${this.lastChannelError}` : '';
-              reject(new ChannelClosedError(`channel closed before the confirm of ${message.exchange}/${message.routingKey}${why}`));
-            }
-          },
-        );
+        const ok = channel.publish(message.exchange, message.routingKey, message.content, options, (err: unknown) => {
+          this.release();
+          if (!err) confirmSeconds.observe({ exchange: exchangeLabel(message.exchange) }, (performance.now() - sentAt) / 1000);
+          const returned = publishId !== undefined && this.returned.delete(publishId);
+          const where = `${message.exchange || '(default exchange)'}/${message.routingKey}`;
+          if (!err) answer(returned ? new UnroutableError(`no queue is bound to ${where}: the broker dropped it`) : undefined);
+          else if (state.closed) {
+            const why = this.lastChannelError ? `: ${this.lastChannelError}` : '';
+            answer(new ChannelClosedError(`channel closed before the confirm of ${where}${why}`));
+          } else answer(new PublishNackedError(`broker nacked ${where}`));
+        });
         if (!ok) this.channelFull = true;
       } catch (err) {
-        settled = true;
-        clearTimeout(timer);
-        reject(new ChannelClosedError(`publish failed: ${errorMessage(err)}`));
+        this.release();
+        answer(new ChannelClosedError(`publish failed: ${errorMessage(err)}`));
       }
     });
   }
 
-  /** messageIds of mandatory messages the broker returned, until their confirm arrives. */
+  /** Publish ids of mandatory messages the broker returned, until their confirm arrives. */
   private readonly returned = new Set<string>();
+
+  /** Whether the current channel has closed; see openChannel. */
+  private channelState: ChannelState = { closed: true };
 
   /** Why the channel last closed (e.g. "NOT_FOUND - no exchange 'x'"), for error messages. */
   private lastChannelError = '';
@@ -267,10 +341,11 @@ class WaitQueue {
 
 /**
  * A connection and publisher for a process that only publishes (the relay, the Temporal
- * worker): the core exchanges of its namespace are declared after every (re)connect.
+ * worker): the core exchanges of its namespace, and the archive, are declared after every
+ * (re)connect.
  */
 export async function connectPublisher(
-  config: { amqpUrl: string; busNamespace: string },
+  config: { amqpUrl: string; busNamespace: string; publishHoldBack?: HoldBack },
   name: string,
   validator: MessageValidator,
   logger: Logger,
@@ -279,10 +354,10 @@ export async function connectPublisher(
   await connection.start();
   await connection.addSetup(async (model) => {
     const channel = await model.createChannel();
-    await declareTopology(channel, { exchanges: coreExchanges(config.busNamespace), queues: [] });
+    await declareTopology(channel, coreTopology(config.busNamespace));
     await channel.close();
   });
-  const publisher = new Publisher(connection, validator, { namespace: config.busNamespace, logger });
+  const publisher = new Publisher(connection, validator, { namespace: config.busNamespace, holdBack: config.publishHoldBack, logger });
   await publisher.start();
   return { connection, publisher };
 }

@@ -4,17 +4,19 @@
 import type { Channel, GetMessage } from 'amqplib';
 import { container, type DependencyContainer } from 'tsyringe';
 import { getConfig, type Config } from '../../shared/config';
-import { createPool, type Pool } from '../../shared/db';
+import { createPool, withTransaction, type Pool } from '../../shared/db';
+import { appendToStream } from '../../shared/event-store';
 import { migrate } from '../../shared/db/migrate';
 import type { DataOf, Envelope, MessageType } from '../../shared/events';
 import { EVENT_EXCHANGES } from '../../shared/events';
 import { AmqpConnection } from '../../shared/messaging/connection';
-import { newEnvelope, type EnvelopeContext } from '../../shared/messaging/envelope';
+import { newEnvelope, type EnvelopeContext } from '../../shared/messaging/new-envelope';
 import { Publisher } from '../../shared/messaging/publisher';
 import { coreExchanges, declareTopology, inNamespace } from '../../shared/messaging/topology';
 import { deleteNamespace } from '../../scripts/fleet';
-import { startWorker, type RunningWorker, type WorkerDefinition } from '../../shared/messaging/worker';
+import { startWorker, type RunningWorker, type WorkerDefinition, type WorkerOptions } from '../../shared/runtime/worker';
 import { createLogger } from '../../shared/observability/logger';
+import type { OrderDetails } from '../../shared/saga';
 import { takeAll, validator } from './bus';
 import { eventually } from './wait';
 
@@ -30,14 +32,19 @@ export class TestFleet {
     readonly connection: AmqpConnection,
     readonly publisher: Publisher,
     private readonly admin: Channel,
+    databaseUrl: string,
   ) {
-    this.config = { ...getConfig(), busNamespace: namespace };
+    // No scheduled reconciler: it would start sagas for every accepted order other tests
+    // left in the shared database, on this test's Temporal server.
+    this.config = { ...getConfig(), busNamespace: namespace, databaseUrl, reconcileIntervalMs: 0 };
   }
 
-  static async create(): Promise<TestFleet> {
+  /** @param options.databaseUrl a database of the test's own (created and migrated here; the test drops it) */
+  static async create(options: { databaseUrl?: string } = {}): Promise<TestFleet> {
     const config = getConfig();
-    await migrate(config.databaseUrl);
-    const db = createPool(config.databaseUrl, 'test');
+    const databaseUrl = options.databaseUrl ?? config.databaseUrl;
+    await migrate(databaseUrl);
+    const db = createPool(databaseUrl, 'test');
     const connection = new AmqpConnection({ url: config.amqpUrl, name: 'test-fleet' });
     await connection.start();
     const admin = await connection.channelModel!.createChannel();
@@ -45,7 +52,7 @@ export class TestFleet {
     const namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
     const publisher = new Publisher(connection, validator, { namespace });
     await publisher.start();
-    const fleet = new TestFleet(namespace, db, connection, publisher, admin);
+    const fleet = new TestFleet(namespace, db, connection, publisher, admin, databaseUrl);
     await fleet.startProbe();
     return fleet;
   }
@@ -66,8 +73,9 @@ export class TestFleet {
     }, { noAck: true });
   }
 
-  async start(definition: WorkerDefinition, overrides: Partial<Config> = {}, parent: DependencyContainer = container): Promise<RunningWorker> {
-    const worker = await startWorker(definition, { ...this.config, ...overrides }, createLogger(definition.name, 'error'), parent);
+  /** Starts a worker in the namespace; options.catalog runs it as a release with that catalog would. */
+  async start(definition: WorkerDefinition, overrides: Partial<Config> = {}, parent: DependencyContainer = container, options: WorkerOptions = {}): Promise<RunningWorker> {
+    const worker = await startWorker(definition, { ...this.config, ...overrides }, createLogger(definition.name, 'error'), parent, options);
     this.workers.push(worker);
     return worker;
   }
@@ -108,7 +116,55 @@ export class TestFleet {
     await this.connection.close();
     await this.db.end();
   }
+
+  /** An order in the order store alone, as if order.placed were never published; returns its id. */
+  async storeOrder(order: Partial<SagaOrder> = {}, label = 'o'): Promise<string> {
+    const id = orderId(label);
+    await storeUnpublishedOrder(this.db, id, { ...SAGA_ORDER, ...order });
+    return id;
+  }
+
+  /** What order-api and the relay do: the order in the store, then its order.placed published (the saga starter starts its saga). */
+  async placeOrder(order: Partial<SagaOrder> = {}, label = 'o'): Promise<string> {
+    const id = orderId(label);
+    await this.publisher.publishEnvelope(await storeUnpublishedOrder(this.db, id, { ...SAGA_ORDER, ...order }));
+    return id;
+  }
 }
+
+/**
+ * An order in the order store (its row and order.placed, the first event of its stream) that
+ * no relay will publish: its event is marked sent in the same transaction. Returns that event.
+ */
+export async function storeUnpublishedOrder(db: Pool, id: string, o: SagaOrder): Promise<Envelope> {
+  return withTransaction(db, async (tx) => {
+    await tx.query(
+      `INSERT INTO orders.orders (order_id, customer_id, items, total_amount, currency, shipping_address, payment_token) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [id, o.customerId, JSON.stringify(o.items), o.totalAmount, o.currency, JSON.stringify(o.shippingAddress), o.paymentToken],
+    );
+    const placed = newEnvelope(
+      'order.placed',
+      { orderId: id, customerId: o.customerId, items: o.items, totalAmount: o.totalAmount, currency: o.currency, shippingAddress: o.shippingAddress },
+      { aggregateId: id, correlationId: id },
+    );
+    const [stored] = await appendToStream(tx, id, 0, [placed]);
+    await tx.query('UPDATE orders.events SET sent_at = now() WHERE stream_id = $1', [id]);
+    return stored!;
+  });
+}
+
+/** An order as the saga reads it from the store, without its id. */
+export type SagaOrder = Omit<OrderDetails, 'orderId'>;
+
+/** The order the saga tests place unless they say otherwise. */
+export const SAGA_ORDER: SagaOrder = {
+  customerId: 'c-7',
+  items: [{ sku: 'PROD-003', quantity: 2, unitPrice: 9.5 }],
+  totalAmount: 19,
+  currency: 'EUR',
+  shippingAddress: { city: 'Berlin', country: 'DE' },
+  paymentToken: 'tok_ok',
+};
 
 /** A unique order id for a test. */
 export function orderId(label = 'o'): string {

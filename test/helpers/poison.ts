@@ -59,8 +59,12 @@ export function poisonFor(type: MessageType, rnd: Random, reusedId: string): Poi
       return json('a forged occurredAt or aggregateVersion', { ...envelope, ...(rnd.chance(0.5) ? { occurredAt: 'yesterday' } : { aggregateVersion: -1 }) });
     case 6:
       return json('another type than the routing key', { ...envelope, eventType: rnd.pick(['order.shipped', 'payments.steal', '', 'payment.captured.v2']) });
-    case 7:
-      return json('a wrong schema version', { ...envelope, schemaVersion: rnd.pick([0, 2, 99, '1', -1, 1.5]) });
+    case 7: {
+      // A newer version than the catalog's is read as the latest when the type's mode allows
+      // it (docs/messaging.md#how-a-consumer-reads-another-version): with data no version takes.
+      const schemaVersion = rnd.pick([0, 2, 99, '1', -1, 1.5]);
+      return json('a wrong schema version', { ...envelope, schemaVersion, ...(schemaVersion === 2 || schemaVersion === 99 ? { data: {} } : {}) });
+    }
     case 8:
       return json('data that fails its schema', { ...envelope, data: rnd.chance(0.5) ? {} : { ...(envelope.data as object), unexpected: rnd.json(2) } });
     case 9:

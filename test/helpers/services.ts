@@ -1,9 +1,12 @@
-// Control of the real services for failure tests: the broker's connections, and a private
-// Redis server that a test may stop and start without touching the shared one.
+// Control of the real services for failure tests: the broker's connections, a private
+// Redis server that a test may stop and start without touching the shared one, and a
+// listener that accepts connections and never answers, standing in for any of them.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { eventually } from './wait';
+
+export { BlackHole } from '../../scripts/black-hole';
 
 const run = promisify(execFile);
 
@@ -70,4 +73,10 @@ export async function brokerApi(method: 'GET' | 'PUT' | 'DELETE', path: string, 
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
   const text = await res.text();
   return text ? (JSON.parse(text) as unknown) : undefined;
+}
+
+/** The port of a service URL, with the scheme's default when it names none. */
+export function portOf(serverUrl: string, defaultPort: number): number {
+  const port = new URL(serverUrl).port;
+  return port ? Number(port) : defaultPort;
 }

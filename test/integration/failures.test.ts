@@ -7,7 +7,7 @@ import type { ChannelModel } from 'amqplib';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AmqpConnection } from '../../shared/messaging/connection';
-import { newEnvelope } from '../../shared/messaging/envelope';
+import { newEnvelope } from '../../shared/messaging/new-envelope';
 import { dlqName } from '../../shared/messaging/topology';
 import { captureData, TestBus } from '../helpers/bus';
 import { runTs } from '../helpers/processes';

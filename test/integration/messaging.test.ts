@@ -2,14 +2,15 @@
 // consumer loop's ack / retry / dead-letter decisions, and dedup.
 import { expect } from 'chai';
 import type { GetMessage } from 'amqplib';
-import { PermanentError, PublishNackedError, TransientError } from '../../shared/errors';
+import { LeaseLostError, PermanentError, PublishNackedError, TransientError } from '../../shared/errors';
 import type { Envelope } from '../../shared/events';
 import { HEADERS } from '../../shared/messaging/headers';
-import { newEnvelope } from '../../shared/messaging/envelope';
-import { dlqName } from '../../shared/messaging/topology';
+import { newEnvelope } from '../../shared/messaging/new-envelope';
+import { dlqName, queueNames, waitQueueName } from '../../shared/messaging/topology';
 import { captureData, TestBus } from '../helpers/bus';
 import { uniqueName } from '../helpers/names';
-import { eventually } from '../helpers/wait';
+import { eventually, holds } from '../helpers/wait';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 function header(m: GetMessage, name: string): unknown {
   const v: unknown = m.properties.headers?.[name];
@@ -74,10 +75,88 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       }
     });
 
+    it('keeps the slot of a publish that timed out until the broker answers it: the window bounds what is really unconfirmed', async () => {
+      // A deadline shorter than a confirm: most callers give up while their message is on the wire.
+      const small = await TestBus.create({ window: 4, timeoutMs: 2 });
+      try {
+        const queue = uniqueName('test.window-timeout');
+        await small.admin.assertQueue(queue, { arguments: { 'x-queue-type': 'quorum' } });
+        // The confirm callbacks amqplib still holds: what the broker has not answered yet.
+        const onWire = (): number => (small.publisher as unknown as { channel?: { unconfirmed: unknown[] } }).channel?.unconfirmed.filter(Boolean).length ?? 0;
+        let peak = 0;
+        const sampler = setInterval(() => (peak = Math.max(peak, onWire())), 0);
+        const results = await Promise.allSettled(
+          Array.from({ length: 300 }, () => small.publisher.publish({ exchange: '', routingKey: queue, content: Buffer.alloc(1024), options: {} })),
+        );
+        await eventually(() => onWire() === 0, { what: 'every confirm' });
+        clearInterval(sampler);
+        expect(results.filter((r) => r.status === 'rejected').length, 'no publish timed out: the test proved nothing').to.be.greaterThan(0);
+        expect(peak).to.be.within(1, 4);
+        await small.admin.deleteQueue(queue);
+      } finally {
+        await small.cleanup();
+      }
+    });
+
     it('refuses to publish a message that fails its schema, unless raw', async () => {
       const bad = { ...newEnvelope('payments.capture', captureData('o1'), { aggregateId: 'o1' }), data: { orderId: 'o1' } };
       await expect(bus.publisher.publishEnvelope(bad, { exchange: bus.exchange })).to.be.rejectedWith(PermanentError);
       await bus.publisher.publishEnvelope(bad, { exchange: bus.exchange, raw: true });
+    });
+  });
+
+  describe('dedup store', () => {
+    it('completes, extends and releases a claim only with the token that owns it', async () => {
+      const { store, redis } = bus.dedup({ leaseMs: 5_000 });
+      await eventually(() => redis.status === 'ready', { what: 'Redis' });
+      const id = uniqueName('m');
+      const key = `${bus.dedupPrefix}:c:${id}`;
+      const claim = await store.claim('c', id);
+      if (claim.status !== 'claimed') throw new Error(`expected a claim, got ${claim.status}`);
+      expect(await store.claim('c', id)).to.deep.equal({ status: 'in_progress' });
+      expect(await store.extend('c', id, 'not-the-token')).to.equal(false);
+      await expect(store.complete('c', id, 'not-the-token', '[]')).to.be.rejectedWith(LeaseLostError);
+      await expect(store.release('c', id, 'not-the-token')).to.be.rejectedWith(LeaseLostError);
+      expect(await redis.get(key)).to.equal(`p:${claim.token}`);
+      expect(await store.extend('c', id, claim.token)).to.equal(true);
+      await store.complete('c', id, claim.token, '[]');
+      expect(await store.claim('c', id)).to.deep.equal({ status: 'done', outcome: '[]' });
+      // Done is final: neither the old owner nor anyone else can overwrite or free it.
+      await expect(store.release('c', id, claim.token)).to.be.rejectedWith(LeaseLostError);
+      expect(await redis.get(key)).to.equal('d:[]');
+    });
+
+    it('resolves a complete that finds the message done already, changing nothing: a retry after a timed-out first attempt, or a delivery that outlived its lease', async () => {
+      const { store, redis } = bus.dedup({ leaseMs: 5_000 });
+      await eventually(() => redis.status === 'ready', { what: 'Redis' });
+      const id = uniqueName('m');
+      const key = `${bus.dedupPrefix}:c:${id}`;
+      const claim = await store.claim('c', id);
+      if (claim.status !== 'claimed') throw new Error(`expected a claim, got ${claim.status}`);
+      await store.complete('c', id, claim.token, '[]');
+      const ttl = await redis.pttl(key);
+      // The owner's retry (its first attempt's answer was lost): the message is done.
+      await store.complete('c', id, claim.token, '["again"]');
+      // Another token: a delivery whose lease was taken over by the one that marked it.
+      await store.complete('c', id, 'not-the-token', '["other"]');
+      expect(await redis.get(key)).to.equal('d:[]');
+      expect(await redis.pttl(key)).to.be.at.most(ttl);
+      // Not done and not owned is still lost: a missing claim here, one another token holds above.
+      const gone = uniqueName('m');
+      await expect(store.complete('c', gone, claim.token, '[]')).to.be.rejectedWith(LeaseLostError);
+      expect(await redis.exists(`${bus.dedupPrefix}:c:${gone}`)).to.equal(0);
+    });
+
+    it('does not complete a claim whose lease expired', async () => {
+      const { store, redis } = bus.dedup({ leaseMs: 100 });
+      await eventually(() => redis.status === 'ready', { what: 'Redis' });
+      const id = uniqueName('m');
+      const claim = await store.claim('c', id);
+      if (claim.status !== 'claimed') throw new Error(`expected a claim, got ${claim.status}`);
+      await eventually(async () => (await redis.exists(`${bus.dedupPrefix}:c:${id}`)) === 0, { what: 'the lease to expire' });
+      expect(await store.extend('c', id, claim.token)).to.equal(false);
+      await expect(store.complete('c', id, claim.token, '[]')).to.be.rejectedWith(LeaseLostError);
+      expect((await store.claim('c', id)).status).to.equal('claimed');
     });
   });
 
@@ -132,6 +211,42 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       } finally {
         await bus.admin.unbindExchange(bus.exchange, 'payments', 'payment.captured');
       }
+    });
+
+    it('does not lose a message whose DLQ was deleted: the copy comes back unroutable, the queue is declared again, and the message reaches its DLQ', async () => {
+      const spec = bus.queue('nodlq');
+      await bus.consumer(spec, { 'payments.capture': async () => Promise.reject(new PermanentError('never')) });
+      await bus.admin.deleteQueue(dlqName(spec.name));
+      await bus.send('payments.capture', captureData('o-nodlq'));
+      // Asked on a channel of its own: asking about a missing queue closes the channel.
+      const countIfDeclared = async (queue: string): Promise<number> => {
+        const channel = await bus.connection.channelModel!.createChannel();
+        channel.on('error', () => undefined);
+        try {
+          return (await channel.checkQueue(queue)).messageCount;
+        } catch {
+          return 0;
+        } finally {
+          await channel.close().catch(() => undefined);
+        }
+      };
+      await eventually(async () => (await countIfDeclared(dlqName(spec.name))) === 1, { what: 'the message in the re-declared DLQ' });
+    });
+
+    it('does not lose a message whose wait queue was deleted: it is retried once the queue is declared again', async () => {
+      const spec = bus.queue('nowait', { retry: { maxAttempts: 5, delaysMs: [100] } });
+      let calls = 0;
+      const handled: string[] = [];
+      await bus.consumer(spec, {
+        'payments.capture': async (e) => {
+          if (++calls === 1) throw new TransientError('not yet');
+          handled.push(e.eventId);
+        },
+      });
+      await bus.admin.deleteQueue(waitQueueName(spec.name, 100));
+      const sent = await bus.send('payments.capture', captureData('o-nowait'));
+      await eventually(() => handled.length === 1, { what: 'the retried message' });
+      expect(handled).to.deep.equal([sent.eventId]);
     });
 
     it('redelivers a message whose handler crashed midway, and dedup does not hide it', async () => {
@@ -262,6 +377,93 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       await eventually(async () => (await bus.messageCount(dlqName(spec.name))) === 1, { what: 'the DLQ' });
       const [dead] = await bus.drain(dlqName(spec.name));
       expect(String(header(dead as GetMessage, HEADERS.errorMessage))).to.match(/^unknown_type: .*no handler for "payments.capture"/);
+    });
+
+    it('does not act as the owner when its dedup lease was taken over while the handler ran: no done marker over the new owner, no emitted result, retried until the owner is done', async () => {
+      const { store, redis } = bus.dedup({ leaseMs: 600 });
+      const spec = bus.queue('lease');
+      const key = (id: string): string => `${bus.dedupPrefix}:${spec.name}:${id}`;
+      let runs = 0;
+      let handlerDone = false;
+      const consumer = await bus.consumer(
+        spec,
+        {
+          'payments.capture': async (e) => {
+            runs++;
+            // Another delivery claims the message after this one's lease "expired".
+            await redis.set(key(e.eventId), 'p:other-owner', 'PX', 60_000);
+            await sleep(400); // a slow handler: a renewal runs meanwhile and finds the other owner
+            handlerDone = true;
+            return { publish: [newEnvelope('payment.captured', { orderId: e.aggregateId, paymentId: 'p-1', amount: 19.99, currency: 'EUR' }, { aggregateId: e.aggregateId, causationId: e.eventId })] };
+          },
+        },
+        { dedup: store },
+      );
+      const captured: Envelope[] = [];
+      const results = bus.queue('lease-results', { bind: [[bus.exchange, 'payment.captured']] });
+      await bus.consumer(results, { 'payment.captured': async (e) => void captured.push(e) }, { dedup: null });
+      const sent = await bus.send('payments.capture', captureData('o-lease'), { aggregateId: 'o-lease' });
+      await eventually(() => handlerDone, { what: 'the slow handler to finish' });
+      await holds(async () => (await redis.get(key(sent.eventId))) === 'p:other-owner', 1_000, 'the other owner keeps its claim');
+      expect(captured, 'the lease loser emitted its result').to.have.length(0);
+      // The owner finishes; the retried delivery then sees its outcome and is acked.
+      await redis.set(key(sent.eventId), 'd:[]', 'PX', 60_000);
+      const queues = queueNames({ exchanges: [], queues: [spec] });
+      await eventually(async () => consumer.busy === 0 && (await Promise.all(queues.map((q) => bus.messageCount(q)))).every((n) => n === 0), { timeoutMs: 20_000, what: 'the message to be acked once the owner is done' });
+      await holds(async () => consumer.busy === 0 && (await bus.messageCount(spec.name)) === 0, 1_500, 'the message stays acked');
+      expect(runs).to.equal(1);
+      expect(captured).to.have.length(0);
+    });
+
+    it('holds its dedup lease while the handler\'s results are published: a publish slower than the lease still marks the message done, once', async () => {
+      const { store, redis } = bus.dedup({ leaseMs: 600 });
+      const spec = bus.queue('lease-publish');
+      const key = (id: string): string => `${bus.dedupPrefix}:${spec.name}:${id}`;
+      // The results wait at the publisher until the test lets them go.
+      let publishing = false;
+      let letGo!: () => void;
+      const gate = new Promise<void>((resolve) => (letGo = resolve));
+      const publishEnvelope = bus.publisher.publishEnvelope.bind(bus.publisher);
+      bus.publisher.publishEnvelope = async (...args: Parameters<typeof publishEnvelope>) => {
+        if (args[0].eventType === 'payment.captured') {
+          publishing = true;
+          await gate;
+        }
+        return publishEnvelope(...args);
+      };
+      let runs = 0;
+      await bus.consumer(
+        spec,
+        {
+          'payments.capture': async (e) => {
+            runs++;
+            return { publish: [newEnvelope('payment.captured', { orderId: e.aggregateId, paymentId: 'p-1', amount: 19.99, currency: 'EUR' }, { aggregateId: e.aggregateId, causationId: e.eventId })] };
+          },
+        },
+        { dedup: store },
+      );
+      const captured: Envelope[] = [];
+      const results = bus.queue('lease-publish-results', { bind: [[bus.exchange, 'payment.captured']] });
+      await bus.consumer(results, { 'payment.captured': async (e) => void captured.push(e) }, { dedup: null });
+      // Results go to the catalog's exchange ("payments"); route them to this test's exchange.
+      await bus.admin.assertExchange('payments', 'topic', { durable: true });
+      await bus.admin.bindExchange(bus.exchange, 'payments', 'payment.captured');
+      const sent = await bus.send('payments.capture', captureData('o-lease-publish'), { aggregateId: 'o-lease-publish' });
+      try {
+        await eventually(() => publishing, { what: 'the result to be on its way' });
+        const claim = await redis.get(key(sent.eventId));
+        expect(claim).to.match(/^p:/);
+        await holds(async () => (await redis.get(key(sent.eventId))) === claim, 2_000, 'the claim, renewed over three leases');
+      } finally {
+        letGo();
+      }
+      try {
+        await eventually(async () => (await redis.get(key(sent.eventId)))?.startsWith('d:'), { what: 'the done marker' });
+        await eventually(() => captured.length === 1, { what: 'the result' });
+        await holds(() => runs === 1 && captured.length === 1, 1_000, 'handled and emitted once');
+      } finally {
+        await bus.admin.unbindExchange(bus.exchange, 'payments', 'payment.captured');
+      }
     });
 
     it('lets in-flight handlers finish on stop, and stops taking new messages', async () => {

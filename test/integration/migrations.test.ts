@@ -5,7 +5,12 @@ import { expect } from 'chai';
 import pino from 'pino';
 import { Client } from 'pg';
 import { getConfig } from '../../shared/config';
-import { migrate } from '../../shared/db/migrate';
+import { runner } from 'node-pg-migrate';
+import { createPool } from '../../shared/db';
+import { migrate, MIGRATIONS_DIR } from '../../shared/db/migrate';
+import { newEnvelope, stableEventId } from '../../shared/messaging/new-envelope';
+import { MessageValidator } from '../../shared/messaging/validator';
+import { loadOrder, loadOrderState } from '../../shared/orders/store';
 import { freePort } from '../helpers/services';
 
 describe('database migrations', function () {
@@ -75,6 +80,74 @@ describe('database migrations', function () {
       expect(lines.join('')).to.include('PostgreSQL is not reachable; waiting for it');
     } finally {
       proxy.close();
+    }
+  });
+
+  it('gives every order placed before the event store its stream: order.placed as the outbox had it (unsent if it was), the outcome under the saga\'s own event id', async () => {
+    const name2 = `${name}_es`;
+    const before = new URL(url);
+    before.pathname = `/${name2}`;
+    const c = admin();
+    await c.connect();
+    await c.query(`CREATE DATABASE "${name2}"`);
+    await c.end();
+    const db = new Client({ connectionString: before.toString() });
+    await db.connect();
+    try {
+      // The database as the project left it before the event store: migrations up to 0005.
+      await runner({ dbClient: db, dir: MIGRATIONS_DIR, direction: 'up', count: 5, migrationsTable: 'pgmigrations', checkOrder: true, log: () => undefined });
+      const row = (id: string, status: string, reason: string | null) =>
+        db.query(
+          `INSERT INTO orders.orders (order_id, customer_id, items, total_amount, currency, shipping_address, payment_token, status, cancellation_reason)
+           VALUES ($1, 'c-mig', '[{"sku":"PROD-001","quantity":1,"unitPrice":5}]', 5, 'EUR', '{"city":"Lyon","country":"FR"}', 'tok_ok', $2, $3)`,
+          [id, status, reason],
+        );
+      const outbox = (id: string, sent: boolean) => {
+        const envelope = newEnvelope('order.placed', { orderId: id, customerId: 'c-mig', items: [{ sku: 'PROD-001', quantity: 1, unitPrice: 5 }], totalAmount: 5, currency: 'EUR' }, { aggregateId: id, correlationId: id });
+        const v1 = { ...envelope, schemaVersion: 1 };
+        return db.query('INSERT INTO orders.outbox (event_id, envelope, sent_at) VALUES ($1, $2, $3)', [v1.eventId, JSON.stringify(v1), sent ? new Date() : null]).then(() => v1);
+      };
+      await row('ord_mig_done', 'fulfilled', null);
+      const donePlaced = await outbox('ord_mig_done', true);
+      await row('ord_mig_open', 'accepted', null);
+      const openPlaced = await outbox('ord_mig_open', false);
+      await row('ord_mig_noout', 'cancelled', 'out_of_stock');
+
+      await migrate(before.toString());
+
+      const events = await db.query<{ stream_id: string; version: number; event_id: string; event_type: string; schema_version: number; sent: boolean }>(
+        "SELECT stream_id, version, event_id, event_type, schema_version, sent_at IS NOT NULL AS sent FROM orders.events WHERE stream_id LIKE 'ord_mig_%' ORDER BY stream_id, version",
+      );
+      expect(events.rows).to.deep.equal([
+        { stream_id: 'ord_mig_done', version: 1, event_id: donePlaced.eventId, event_type: 'order.placed', schema_version: 1, sent: true },
+        { stream_id: 'ord_mig_done', version: 2, event_id: stableEventId('order-ord_mig_done/order.fulfilled'), event_type: 'order.fulfilled', schema_version: 1, sent: false },
+        { stream_id: 'ord_mig_noout', version: 1, event_id: events.rows.find((e) => e.stream_id === 'ord_mig_noout')!.event_id, event_type: 'order.placed', schema_version: 2, sent: true },
+        { stream_id: 'ord_mig_noout', version: 2, event_id: stableEventId('order-ord_mig_noout/order.cancelled'), event_type: 'order.cancelled', schema_version: 2, sent: false },
+        { stream_id: 'ord_mig_open', version: 1, event_id: openPlaced.eventId, event_type: 'order.placed', schema_version: 1, sent: false },
+      ]);
+      const versions = await db.query('SELECT o.order_id, o.version, s.version AS stream FROM orders.orders o JOIN orders.streams s ON s.stream_id = o.order_id ORDER BY o.order_id');
+      expect(versions.rows).to.deep.equal([
+        { order_id: 'ord_mig_done', version: 2, stream: 2 },
+        { order_id: 'ord_mig_noout', version: 2, stream: 2 },
+        { order_id: 'ord_mig_open', version: 1, stream: 1 },
+      ]);
+      // Every backfilled envelope is one the bus takes, and the order folds from it (v1 upcast; the address from the row).
+      const validator = new MessageValidator();
+      for (const r of (await db.query<{ envelope: unknown }>('SELECT envelope FROM orders.events')).rows) expect(() => validator.check(r.envelope)).not.to.throw();
+      const pool = createPool(before.toString(), 'test-migrations', 2);
+      try {
+        expect(await loadOrder(pool, 'ord_mig_open')).to.deep.include({ customerId: 'c-mig', totalAmount: 5, shippingAddress: { city: 'Lyon', country: 'FR' }, paymentToken: 'tok_ok' });
+        expect((await loadOrderState(pool, 'ord_mig_noout')).state).to.deep.include({ status: 'cancelled', cancellationReason: 'out_of_stock' });
+      } finally {
+        await pool.end();
+      }
+      expect((await db.query("SELECT to_regclass('orders.outbox') AS t")).rows[0]).to.deep.equal({ t: null });
+    } finally {
+      await db.end();
+      const d = admin();
+      await d.connect();
+      await d.query(`DROP DATABASE IF EXISTS "${name2}" WITH (FORCE)`);
+      await d.end();
     }
   });
 });

@@ -2,12 +2,15 @@
 // relay dies between publish and mark, woken by NOTIFY.
 import { expect } from 'chai';
 import type { Envelope } from '../../shared/events';
-import { withTransaction } from '../../shared/db';
-import { newEnvelope } from '../../shared/messaging/envelope';
+import { createPool, withTransaction, type Pool } from '../../shared/db';
+import { newEnvelope } from '../../shared/messaging/new-envelope';
 import { Publisher } from '../../shared/messaging/publisher';
-import { enqueue, OutboxRelay } from '../../services/order-api/outbox';
+import { OutboxRelay } from '../../services/order-api/outbox';
+import { appendToStream } from '../../shared/event-store';
 import { validator } from '../helpers/bus';
 import { orderId, TestFleet } from '../helpers/fleet';
+import { captureLogs } from '../helpers/logs';
+import { uniqueName } from '../helpers/names';
 import { eventually } from '../helpers/wait';
 
 describe('outbox relay', function () {
@@ -17,17 +20,17 @@ describe('outbox relay', function () {
   beforeEach(async () => {
     fleet = await TestFleet.create();
     // Rows other runs left unsent are not this test's to publish.
-    await fleet.db.query('UPDATE orders.outbox SET sent_at = now() WHERE sent_at IS NULL');
+    await fleet.db.query('UPDATE orders.events SET sent_at = now() WHERE sent_at IS NULL');
   });
   afterEach(async () => {
     await Promise.all(relays.splice(0).map((r) => r.stop()));
     await fleet.cleanup();
   });
 
-  async function relay(options: ConstructorParameters<typeof OutboxRelay>[2] = {}): Promise<OutboxRelay> {
+  async function relay(options: ConstructorParameters<typeof OutboxRelay>[2] = {}, db: Pool = fleet.db): Promise<OutboxRelay> {
     const publisher = new Publisher(fleet.connection, validator, { namespace: fleet.namespace });
     await publisher.start();
-    const r = new OutboxRelay(fleet.db, publisher, { batchSize: 50, pollMs: 100, ...options });
+    const r = new OutboxRelay(db, publisher, { batchSize: 50, pollMs: 100, ...options });
     await r.start();
     relays.push(r);
     return r;
@@ -39,7 +42,7 @@ describe('outbox relay', function () {
       return newEnvelope('order.placed', { orderId: id, customerId: 'c', items: [{ sku: 'PROD-001', quantity: 1, unitPrice: 1 }], totalAmount: 1, currency: 'EUR' }, { aggregateId: id, aggregateVersion: 1 });
     });
     await withTransaction(fleet.db, async (tx) => {
-      for (const e of events) await enqueue(tx, e);
+      for (const e of events) await appendToStream(tx, e.aggregateId, 0, [e]);
     });
     return events;
   }
@@ -52,7 +55,7 @@ describe('outbox relay', function () {
     const events = await placeMany(300);
     const ids = new Set(events.map((e) => e.eventId));
     await eventually(() => published(ids).length >= 300, { what: '300 events published' });
-    await eventually(async () => (await fleet.db.query('SELECT 1 FROM orders.outbox WHERE event_id = ANY($1) AND sent_at IS NULL', [[...ids]])).rowCount === 0, { what: 'all rows marked' });
+    await eventually(async () => (await fleet.db.query('SELECT 1 FROM orders.events WHERE event_id = ANY($1) AND sent_at IS NULL', [[...ids]])).rowCount === 0, { what: 'all rows marked' });
     expect(published(ids)).to.have.length(300);
     expect(new Set(published(ids)).size).to.equal(300);
   });
@@ -70,7 +73,7 @@ describe('outbox relay', function () {
     const events = await placeMany(10);
     const ids = new Set(events.map((e) => e.eventId));
     await eventually(() => published(ids).length === 20, { what: 'each event published twice' });
-    await eventually(async () => (await fleet.db.query('SELECT 1 FROM orders.outbox WHERE event_id = ANY($1) AND sent_at IS NULL', [[...ids]])).rowCount === 0, { what: 'all rows marked' });
+    await eventually(async () => (await fleet.db.query('SELECT 1 FROM orders.events WHERE event_id = ANY($1) AND sent_at IS NULL', [[...ids]])).rowCount === 0, { what: 'all rows marked' });
   });
 
   it('is woken by NOTIFY on commit, without waiting for its poll', async () => {
@@ -79,6 +82,55 @@ describe('outbox relay', function () {
     const [event] = await placeMany(1);
     await eventually(() => published(new Set([event!.eventId])).length === 1, { timeoutMs: 5_000, what: 'the event' });
     expect(Date.now() - started).to.be.below(5_000);
+  });
+
+  it('re-opens its LISTEN connection when the backend is ended, and is woken by the next commit without waiting for its poll', async () => {
+    const app = uniqueName('relay-listen');
+    const db = createPool(fleet.config.databaseUrl, app);
+    const { logger, lines } = captureLogs();
+    try {
+      const r = await relay({ pollMs: 60_000, logger }, db);
+      // When each batch ended: the wake of the re-LISTEN itself drains, and an order that batch
+      // took would be published without any NOTIFY.
+      let drainedAt = 0;
+      const drainOnce = r.drainOnce.bind(r);
+      r.drainOnce = async () => {
+        const published = await drainOnce();
+        drainedAt = Date.now();
+        return published;
+      };
+      const listeners = async (): Promise<number[]> =>
+        (await fleet.db.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'", [app])).rows.map((row) => row.pid);
+      const [first] = await eventually(async () => ((await listeners()).length === 1 ? listeners() : undefined), { what: 'the LISTEN backend' });
+      await fleet.db.query('SELECT pg_terminate_backend($1)', [first]);
+      // pg_stat_activity shows LISTEN as soon as the statement starts: the relay's own line says it ran.
+      const listeningAt = await eventually(() => {
+        const line = lines.find((l) => l.includes('"msg":"outbox: listening again"'));
+        return line === undefined ? undefined : (JSON.parse(line) as { time: number }).time;
+      }, { what: 'the relay to say it listens again' });
+      await eventually(() => drainedAt >= listeningAt, { what: 'the batch its re-LISTEN woke to end' });
+      const [event] = await placeMany(1);
+      await eventually(() => published(new Set([event!.eventId])).length === 1, { timeoutMs: 5_000, what: 'the event, without the 60 s poll' });
+    } finally {
+      await Promise.all(relays.splice(0).map((r) => r.stop()));
+      await db.end();
+    }
+  });
+
+  it('releases the LISTEN connection it was opening when stopped meanwhile, so that its pool can end', async () => {
+    // One connection, held by the test: the relay's LISTEN waits for it.
+    const db = createPool(fleet.config.databaseUrl, uniqueName('relay-stop'), 1);
+    const held = await db.connect();
+    const publisher = new Publisher(fleet.connection, validator, { namespace: fleet.namespace });
+    await publisher.start();
+    const r = new OutboxRelay(db, publisher, { pollMs: 60_000 });
+    const starting = r.start();
+    const stopping = r.stop();
+    held.release();
+    await Promise.all([starting, stopping]);
+    let ended = false;
+    void db.end().then(() => (ended = true));
+    await eventually(() => ended, { timeoutMs: 5_000, what: 'the pool to end: no client left checked out' });
   });
 
   it('does not lose a NOTIFY that arrives while a batch is being published (a flaky CI run found it)', async () => {

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dlqName } from '../../shared/messaging/topology';
-import { newEnvelope } from '../../shared/messaging/envelope';
+import { newEnvelope } from '../../shared/messaging/new-envelope';
 import { captureData, TestBus } from '../helpers/bus';
 import { runTs } from '../helpers/processes';
 import { eventually } from '../helpers/wait';

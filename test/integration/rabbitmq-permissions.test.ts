@@ -8,8 +8,8 @@ import { getConfig } from '../../shared/config';
 import { declareTopology, type Topology } from '../../shared/messaging/topology';
 import { connectPublisher } from '../../shared/messaging/publisher';
 import { MessageValidator } from '../../shared/messaging/validator';
-import { newEnvelope } from '../../shared/messaging/envelope';
-import { startWorker, type RunningWorker } from '../../shared/messaging/worker';
+import { newEnvelope } from '../../shared/messaging/new-envelope';
+import { startWorker, type RunningWorker } from '../../shared/runtime/worker';
 import { createLogger } from '../../shared/observability/logger';
 import { definitions, devPassword, fleetAccess, permissionsOf, renderDefinitions, DEFINITIONS_FILE, type BrokerAccess } from '../../scripts/rabbitmq-definitions';
 import { paymentsWorker } from '../../workers/payments';
@@ -119,8 +119,8 @@ describe('RabbitMQ users per service (deploy/rabbitmq/definitions.json)', functi
 
   it('permissions are anchored regular expressions over exact names', () => {
     const { configure, write, read } = permissionsOf(fleetAccess().find((a) => a.user === 'outbox-relay')!);
-    expect(write).to.equal('^(orders)$');
-    expect(read).to.equal('^$'); // reads nothing: a publisher only
+    expect(write).to.equal('^(events\\.archive|orders)$'); // and the archive, which it binds
+    expect(read).to.equal('^(inventory|orders|payments|shipping)$'); // only the event exchanges it binds the archive to: a publisher
     for (const re of [configure, write]) expect(re).to.match(/^\^\(.*\)\$$/);
   });
 

@@ -2,15 +2,17 @@
 // ignored, out-of-order arrival, and partitioning by order id.
 import { expect } from 'chai';
 import type { Envelope } from '../../shared/events';
-import { newEnvelope } from '../../shared/messaging/envelope';
+import { newEnvelope } from '../../shared/messaging/new-envelope';
 import { inNamespace } from '../../shared/messaging/topology';
-import { OrderProjection, readOrder } from '../../workers/order-projection/handler';
+import { readOrder } from '../../shared/orders/read-model';
+import type { OrderEvent } from '../../shared/orders/order';
+import { OrderProjection } from '../../workers/order-projection/handler';
 import { projectionWorker } from '../../workers/order-projection';
 import { PARTITIONS } from '../../workers/order-projection/topology';
 import { orderId, TestFleet } from '../helpers/fleet';
 import { eventually } from '../helpers/wait';
 
-function lifecycle(id: string, outcome: 'fulfilled' | 'cancelled'): Envelope[] {
+function lifecycle(id: string, outcome: 'fulfilled' | 'cancelled'): OrderEvent[] {
   const placed = newEnvelope(
     'order.placed',
     { orderId: id, customerId: 'c-9', items: [{ sku: 'PROD-002', quantity: 1, unitPrice: 12.5 }], totalAmount: 12.5, currency: 'EUR' },
@@ -48,7 +50,7 @@ describe('order read model', function () {
   it('applies an event that arrives early once the one before it arrives, and ignores repeats', async () => {
     const projection = new OrderProjection(fleet.db);
     const id = orderId('rm');
-    const [placed, cancelled] = lifecycle(id, 'cancelled') as [Envelope, Envelope];
+    const [placed, cancelled] = lifecycle(id, 'cancelled') as [OrderEvent, OrderEvent];
     expect(await projection.apply(cancelled)).to.equal('pending');
     expect(await readOrder(fleet.db, id)).to.equal(undefined);
     expect(await projection.apply(placed)).to.equal('applied');
@@ -59,6 +61,18 @@ describe('order read model', function () {
     expect(order?.history.map((h) => h.eventType)).to.deep.equal(['order.placed', 'order.cancelled']);
     const pending = await fleet.db.query('SELECT 1 FROM read_model.pending_events WHERE order_id = $1', [id]);
     expect(pending.rowCount).to.equal(0);
+  });
+
+  it('records the reason of order.cancelled of either version: v1, and v2 with a step that timed out', async () => {
+    const projection = new OrderProjection(fleet.db);
+    const [v1Id, v2Id] = [orderId('rm-v1'), orderId('rm-v2')];
+    const [placedV1, cancelled] = lifecycle(v1Id, 'cancelled') as [OrderEvent, OrderEvent];
+    const [placedV2] = lifecycle(v2Id, 'cancelled') as [OrderEvent];
+    const v1: OrderEvent = { ...cancelled, eventType: 'order.cancelled', schemaVersion: 1, data: { orderId: v1Id, reason: 'payment_declined' } };
+    const v2 = newEnvelope('order.cancelled', { orderId: v2Id, reason: 'step_timed_out', failedStep: 'reserving_stock' }, { aggregateId: v2Id, aggregateVersion: 2 });
+    for (const e of [placedV1, v1, placedV2, v2]) expect(await projection.apply(e)).to.equal('applied');
+    expect(await readOrder(fleet.db, v1Id)).to.deep.include({ status: 'cancelled', cancellationReason: 'payment_declined' });
+    expect(await readOrder(fleet.db, v2Id)).to.deep.include({ status: 'cancelled', cancellationReason: 'step_timed_out' });
   });
 
   it('ends right when each order’s events arrive shuffled and duplicated through the bus', async () => {

@@ -4,30 +4,22 @@ import { expect } from 'chai';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { container } from 'tsyringe';
 import { TOKENS } from '../../shared/di/tokens';
-import { newEnvelope } from '../../shared/messaging/envelope';
-import { workflowIdOf, type OrderDetails, type SagaStatus } from '../../shared/saga';
+import { newEnvelope } from '../../shared/messaging/new-envelope';
+import { workflowIdOf, type SagaStatus } from '../../shared/saga';
 import { devServer } from '../../shared/temporal/binaries';
 import { ORDER_ID_KEY } from '../../shared/temporal/client';
 import { createLogger } from '../../shared/observability/logger';
 import { inventoryWorker } from '../../workers/inventory';
 import { paymentsWorker } from '../../workers/payments';
 import { shippingWorker } from '../../workers/shipping';
-import { sagaBridgeWorker } from '../../workers/temporal/bridge-process';
+import { sagaBridgeWorker } from '../../workers/saga-bridge';
 import { startSagaWorker } from '../../workers/temporal/worker';
 import { TemporalSagaControl } from '../../services/order-api/saga-control';
-import { orderId, TestFleet } from '../helpers/fleet';
+import { orderId, SAGA_ORDER, TestFleet, type SagaOrder } from '../helpers/fleet';
 import { runTs, type Child } from '../helpers/processes';
 import { eventually, holds } from '../helpers/wait';
 
-type Order = Omit<OrderDetails, 'orderId'>;
-const base: Order = {
-  customerId: 'c-7',
-  items: [{ sku: 'PROD-003', quantity: 2, unitPrice: 9.5 }],
-  totalAmount: 19,
-  currency: 'EUR',
-  shippingAddress: { city: 'Berlin', country: 'DE' },
-  paymentToken: 'tok_ok',
-};
+const base = SAGA_ORDER;
 
 describe('the saga on the Temporal dev server, with the real fleet', function () {
   this.timeout(180_000);
@@ -63,19 +55,9 @@ describe('the saga on the Temporal dev server, with the real fleet', function ()
     sagaWorker = await startSagaWorker({ ...fleet.config, temporalAddress: env.address }, createLogger('temporal-worker', 'error'));
   };
 
-  /** What order-api does: the order in the store, then order.placed. */
-  async function placeOrder(order: Partial<Order> = {}): Promise<string> {
-    const id = orderId('saga');
-    const o = { ...base, ...order };
-    await fleet.db.query(
-      `INSERT INTO orders.orders (order_id, customer_id, items, total_amount, currency, shipping_address, payment_token) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [id, o.customerId, JSON.stringify(o.items), o.totalAmount, o.currency, JSON.stringify(o.shippingAddress), o.paymentToken],
-    );
-    await fleet.publisher.publishEnvelope(
-      newEnvelope('order.placed', { orderId: id, customerId: o.customerId, items: o.items, totalAmount: o.totalAmount, currency: o.currency }, { aggregateId: id, aggregateVersion: 1, correlationId: id }),
-    );
-    return id;
-  }
+  /** The order in the order store, as order-api writes it. */
+  const storeOrder = (order: Partial<SagaOrder> = {}): Promise<string> => fleet.storeOrder(order, 'saga');
+  const placeOrder = (order: Partial<SagaOrder> = {}): Promise<string> => fleet.placeOrder(order, 'saga');
 
   async function result(id: string): Promise<SagaStatus> {
     const handle = env.client.workflow.getHandle(workflowIdOf(id));
@@ -83,13 +65,20 @@ describe('the saga on the Temporal dev server, with the real fleet', function ()
     return (await handle.result()) as SagaStatus;
   }
 
-  /** The activities the workflow history shows, in order. */
+  /** The saga's activities in its history's order: each remote one scheduled, each local one's marker (loadOrder). */
   async function activities(id: string): Promise<string[]> {
     const history = await env.client.workflow.getHandle(workflowIdOf(id)).fetchHistory();
-    return (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+    return (history.events ?? []).flatMap((e) => {
+      const scheduled = e.activityTaskScheduledEventAttributes?.activityType?.name;
+      if (scheduled) return [scheduled];
+      const marker = e.markerRecordedEventAttributes;
+      if (marker?.markerName !== 'core_local_activity') return [];
+      const data = marker.details?.data?.payloads?.[0]?.data;
+      return data ? [`local ${(JSON.parse(Buffer.from(data).toString()) as { activity_type: string }).activity_type}`] : [];
+    });
   }
 
-  it('takes one order per trigger of DESIGN.md to its final state, with the expected activities and compensations', async () => {
+  it('takes one order per test trigger (docs/architecture.md#test-triggers) to its final state, with the expected activities and compensations', async () => {
     await startSagaWorkerInProcess();
     const ok = await placeOrder();
     const declined = await placeOrder({ paymentToken: 'tok_decline' });
@@ -97,16 +86,16 @@ describe('the saga on the Temporal dev server, with the real fleet', function ()
     const noCarrier = await placeOrder({ shippingAddress: { city: 'Nowhere', country: 'XX' } });
 
     expect(await result(ok)).to.deep.include({ outcome: 'fulfilled', compensationsRun: [] });
-    expect(await activities(ok)).to.deep.equal(['loadOrder', 'capturePayment', 'reserveStock', 'scheduleShipment', 'markOrderFulfilled']);
+    expect(await activities(ok)).to.deep.equal(['local loadOrder', 'capturePayment', 'reserveStock', 'scheduleShipment', 'markOrderFulfilled']);
 
     expect(await result(declined)).to.deep.include({ outcome: 'cancelled', cancellationReason: 'payment_declined', compensationsRun: [] });
-    expect(await activities(declined)).to.deep.equal(['loadOrder', 'capturePayment', 'markOrderCancelled']);
+    expect(await activities(declined)).to.deep.equal(['local loadOrder', 'capturePayment', 'markOrderCancelled']);
 
     expect(await result(oos)).to.deep.include({ outcome: 'cancelled', cancellationReason: 'out_of_stock', compensationsRun: ['refundPayment'] });
-    expect(await activities(oos)).to.deep.equal(['loadOrder', 'capturePayment', 'reserveStock', 'refundPayment', 'markOrderCancelled']);
+    expect(await activities(oos)).to.deep.equal(['local loadOrder', 'capturePayment', 'reserveStock', 'refundPayment', 'markOrderCancelled']);
 
     expect(await result(noCarrier)).to.deep.include({ outcome: 'cancelled', cancellationReason: 'shipping_unavailable', compensationsRun: ['releaseStock', 'refundPayment'] });
-    expect(await activities(noCarrier)).to.deep.equal(['loadOrder', 'capturePayment', 'reserveStock', 'scheduleShipment', 'releaseStock', 'refundPayment', 'markOrderCancelled']);
+    expect(await activities(noCarrier)).to.deep.equal(['local loadOrder', 'capturePayment', 'reserveStock', 'scheduleShipment', 'releaseStock', 'refundPayment', 'markOrderCancelled']);
 
     // The effects in the databases match: money back and stock back for the XX order.
     const refunds = await fleet.db.query<{ amount: string }>('SELECT amount FROM payments.refunds WHERE order_id = ANY($1) ORDER BY amount', [[oos, noCarrier]]);
@@ -147,11 +136,19 @@ describe('the saga on the Temporal dev server, with the real fleet', function ()
     const id = await placeOrder();
     // Ask while the payment is being captured (the provider takes 300 ms).
     await eventually(async () => (await fleet.db.query('SELECT 1 FROM payments.provider_calls WHERE order_id = $1', [id])).rowCount === 1, { what: 'the capture to start' });
-    expect(await new TemporalSagaControl(env.client).requestCancel(id)).to.equal(true);
+    expect(await new TemporalSagaControl(env.client).requestCancel(id)).to.deep.equal({ accepted: true });
     expect(await result(id)).to.deep.include({ outcome: 'cancelled', cancellationReason: 'customer_cancelled', compensationsRun: ['refundPayment'] });
     const refund = await fleet.db.query<{ amount: string }>('SELECT amount FROM payments.refunds WHERE order_id = $1', [id]);
     expect(refund.rows).to.deep.equal([{ amount: '19.00' }]);
-    expect(await new TemporalSagaControl(env.client).requestCancel(id)).to.equal(false, 'a finished saga cannot be cancelled');
+    expect(await new TemporalSagaControl(env.client).requestCancel(id)).to.deep.include({ accepted: false, reason: 'no_saga' }, 'a finished saga cannot be cancelled');
+  });
+
+  it('cancels an order whose saga the starter has not started yet: the cancel starts it (update-with-start)', async () => {
+    await startSagaWorkerInProcess();
+    const id = await storeOrder(); // no order.placed: the saga starter never sees it
+    expect(await new TemporalSagaControl(env.client).requestCancel(id)).to.deep.equal({ accepted: true });
+    expect(await result(id)).to.deep.include({ outcome: 'cancelled', cancellationReason: 'customer_cancelled', compensationsRun: [] });
+    expect((await fleet.db.query('SELECT 1 FROM payments.provider_calls WHERE order_id = $1', [id])).rowCount).to.equal(0, 'nothing was charged');
   });
 
   it('acks and logs a result for an activity that no longer waits, without retrying it', async () => {

@@ -1,7 +1,9 @@
 // The payments worker as a real process: SIGKILL in the middle of commands, then a
-// restart; SIGTERM with commands in flight.
+// restart; SIGTERM with commands in flight; a topology the broker refuses.
 import { expect } from 'chai';
+import { EXIT_INCURABLE } from '../../shared/errors';
 import type { Envelope } from '../../shared/events';
+import { inNamespace } from '../../shared/messaging/topology';
 import { orderId, TestFleet } from '../helpers/fleet';
 import { runTs, type Child } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
@@ -66,6 +68,21 @@ describe('a worker process', function () {
       expect(results[0]?.eventType).to.equal('payment.captured');
     }
     await eventually(async () => (await fleet.messageCount('payments.commands')) === 0, { what: 'an empty queue' });
+  });
+
+  it('exits with the incurable status and one line naming the cause when the broker refuses its topology', async () => {
+    // The queue exists without the worker's arguments: its declare is PRECONDITION_FAILED however often it restarts.
+    const queue = inNamespace(fleet.namespace, 'payments.commands');
+    const channel = await fleet.connection.channelModel!.createChannel();
+    await channel.assertQueue(queue, { durable: true });
+    await channel.close();
+    const child = startPayments(0);
+    await child.waitFor(/^payments: cannot start:/, 60_000);
+    expect(await child.exited()).to.deep.equal({ code: EXIT_INCURABLE, signal: null }, child.output.join('\n'));
+    const causes = child.output.filter((l) => l.startsWith('payments: cannot start:'));
+    expect(causes).to.have.length(1, child.output.join('\n'));
+    expect(causes[0]).to.match(new RegExp(`^payments: cannot start: the broker refused the topology \\(queue '${queue}'\\): PRECONDITION_FAILED - inequivalent arg '`));
+    expect(child.output.some((l) => l.includes('"msg":"could not start"'))).to.equal(false);
   });
 
   it('on SIGTERM finishes the commands in flight and exits 0', async () => {

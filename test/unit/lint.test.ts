@@ -1,4 +1,4 @@
-// The lint rules of STYLE.md fail the build: Node-only imports in workflows, floating promises.
+// The lint rules of docs/architecture.md#rules-of-the-code fail the build: Node-only imports in workflows, floating promises.
 import { expect } from 'chai';
 import { ESLint } from 'eslint';
 import { rmSync, writeFileSync } from 'node:fs';

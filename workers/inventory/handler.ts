@@ -2,22 +2,15 @@
 // reserved. Stock is never negative (a CHECK constraint) and never reserved twice for an
 // order (the reservation's primary key); a repeated command answers with what is recorded.
 // Reserve and release of one order are serialised by a per-order lock; a release that finds
-// no reservation voids the order, so a reservation arriving after it takes nothing.
+// no reservation voids the order, so a reservation arriving after it takes nothing. The
+// decisions themselves are pure functions in decisions.ts.
 import { inject, injectable } from 'tsyringe';
 import { lockKey, withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
-import type { DataOf, Envelope } from '../../shared/events';
-import type { Handler, HandlerResult } from '../../shared/messaging/consumer';
-import { causedBy, newEnvelope } from '../../shared/messaging/envelope';
-
-type Line = { sku: string; quantity: number };
-
-/** One line per SKU, sorted, so that concurrent reservations lock rows in the same order. */
-export function consolidate(items: readonly Line[]): Line[] {
-  const bySku = new Map<string, number>();
-  for (const { sku, quantity } of items) bySku.set(sku, (bySku.get(sku) ?? 0) + quantity);
-  return [...bySku.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sku, quantity]) => ({ sku, quantity }));
-}
+import type { EnvelopeOf } from '../../shared/events';
+import type { HandlerMap, HandlerResult } from '../../shared/messaging/handler';
+import { causedBy, newEnvelope } from '../../shared/messaging/new-envelope';
+import { consolidate, reservationDecision, type Line } from './decisions';
 
 class OutOfStock extends Error {
   constructor(readonly skus: string[]) {
@@ -29,12 +22,12 @@ class OutOfStock extends Error {
 export class InventoryHandler {
   constructor(@inject(TOKENS.Db) private readonly db: Pool) {}
 
-  readonly handlers: Record<string, Handler> = {
-    'inventory.reserve': (cmd) => this.reserve(cmd as Envelope<DataOf<'inventory.reserve'>>),
-    'inventory.release': (cmd) => this.release(cmd as Envelope<DataOf<'inventory.release'>>),
+  readonly handlers: HandlerMap = {
+    'inventory.reserve': (cmd) => this.reserve(cmd),
+    'inventory.release': (cmd) => this.release(cmd),
   };
 
-  async reserve(cmd: Envelope<DataOf<'inventory.reserve'>>): Promise<HandlerResult> {
+  async reserve(cmd: EnvelopeOf<'inventory.reserve'>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     const lines = consolidate(cmd.data.items);
     try {
@@ -45,23 +38,28 @@ export class InventoryHandler {
         if (existing) return existing.items;
         // Released before it was reserved (the saga gave up on this step): reserve nothing.
         if ((await tx.query('SELECT 1 FROM inventory.voids WHERE order_id = $1', [orderId])).rowCount) throw new OutOfStock([]);
-        const short: string[] = [];
-        for (const line of lines) {
-          const updated = await tx.query('UPDATE inventory.stock SET available = available - $2 WHERE sku = $1 AND available >= $2', [line.sku, line.quantity]);
-          if (updated.rowCount === 0) short.push(line.sku);
+        // Every reservation locks its rows in one order (PostgreSQL locks them after the sort),
+        // so concurrent orders cannot deadlock; and what is read is what the updates change.
+        const stock = await tx.query<{ sku: string; available: number }>(
+          'SELECT sku, available FROM inventory.stock WHERE sku = ANY($1::text[]) ORDER BY sku FOR UPDATE',
+          [lines.map((l) => l.sku)],
+        );
+        const decision = reservationDecision(lines, new Map(stock.rows.map((r) => [r.sku, r.available])));
+        if ('short' in decision) throw new OutOfStock(decision.short);
+        for (const line of decision.reserve) {
+          await tx.query('UPDATE inventory.stock SET available = available - $2 WHERE sku = $1', [line.sku, line.quantity]);
         }
-        if (short.length > 0) throw new OutOfStock(short); // rolls back every line: all or none
-        await tx.query('INSERT INTO inventory.reservations (order_id, items) VALUES ($1, $2)', [orderId, JSON.stringify(lines)]);
-        return lines;
+        await tx.query('INSERT INTO inventory.reservations (order_id, items) VALUES ($1, $2)', [orderId, JSON.stringify(decision.reserve)]);
+        return decision.reserve;
       });
-      return { publish: [newEnvelope('inventory.reserved', { orderId, items: reserved }, causedBy(cmd, orderId, 1))] };
+      return { publish: [newEnvelope('inventory.reserved', { orderId, items: reserved }, causedBy(cmd, orderId))] };
     } catch (err) {
       if (!(err instanceof OutOfStock)) throw err;
-      return { publish: [newEnvelope('inventory.rejected', { orderId, reason: 'out_of_stock', skus: err.skus }, causedBy(cmd, orderId, 1))] };
+      return { publish: [newEnvelope('inventory.rejected', { orderId, reason: 'out_of_stock', skus: err.skus }, causedBy(cmd, orderId))] };
     }
   }
 
-  async release(cmd: Envelope<DataOf<'inventory.release'>>): Promise<HandlerResult> {
+  async release(cmd: EnvelopeOf<'inventory.release'>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     const released = await withTransaction(this.db, async (tx) => {
       await lockKey(tx, `inventory:${orderId}`); // waits for a reservation in flight
@@ -82,7 +80,7 @@ export class InventoryHandler {
       }
       return items;
     });
-    return { publish: [newEnvelope('inventory.released', { orderId, items: released }, causedBy(cmd, orderId, 2))] };
+    return { publish: [newEnvelope('inventory.released', { orderId, items: released }, causedBy(cmd, orderId))] };
   }
 
   private async reservation(tx: PoolClient, orderId: string): Promise<{ items: Line[] } | undefined> {

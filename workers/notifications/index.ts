@@ -1,6 +1,7 @@
 // Composition root of the notifications worker process.
-import { runProcess, rootContainer } from '../../shared/di/process';
-import { startWorker, type WorkerDefinition } from '../../shared/messaging/worker';
+import '../../shared/observability/tracing'; // first: it instruments what the imports below load
+import { runProcess, rootContainer } from '../../shared/runtime/process';
+import { startWorker, type WorkerDefinition } from '../../shared/runtime/worker';
 import { NotificationsHandler } from './handler';
 import { notificationsTopology } from './topology';
 

@@ -1,5 +1,5 @@
 // The notifications worker's queue, as data: order, payment and shipping events.
-import { coreExchanges, inNamespace, type QueueSpec, type Topology } from '../../shared/messaging/topology';
+import { coreTopology, inNamespace, type QueueSpec, type Topology } from '../../shared/messaging/topology';
 
 export function notificationsTopology(namespace: string): Topology {
   const events: QueueSpec = {
@@ -11,5 +11,5 @@ export function notificationsTopology(namespace: string): Topology {
     ],
     deliveryLimit: 10,
   };
-  return { exchanges: coreExchanges(namespace), queues: [events] };
+  return { ...coreTopology(namespace), queues: [events] };
 }

@@ -1,25 +1,28 @@
-// The order read model that GET /orders/:orderId serves. Each order's events are applied
-// in aggregateVersion order: a stale or repeated event is ignored, one that arrives ahead
-// of its turn waits in pending_events until the gap before it is filled.
+// The order read model that GET /orders/:orderId serves (shared/orders/read-model.ts reads
+// it). Each order's events are applied in aggregateVersion order: a stale or repeated event
+// is ignored, one that arrives ahead of its turn waits in pending_events until the gap
+// before it is filled.
 import { inject, injectable } from 'tsyringe';
 import { lockKey, withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
-import type { DataOf, Envelope } from '../../shared/events';
-import type { Handler } from '../../shared/messaging/consumer';
+import type { HandlerMap } from '../../shared/messaging/handler';
+import type { OrderEvent } from '../../shared/orders/order';
 
 export type ApplyOutcome = 'applied' | 'stale' | 'pending';
+
 
 @injectable()
 export class OrderProjection {
   constructor(@inject(TOKENS.Db) private readonly db: Pool) {}
 
-  readonly handlers: Record<string, Handler> = {
+  readonly handlers: HandlerMap = {
     'order.placed': (e) => this.apply(e).then(() => undefined),
+    'order.cancellation_requested': (e) => this.apply(e).then(() => undefined),
     'order.fulfilled': (e) => this.apply(e).then(() => undefined),
     'order.cancelled': (e) => this.apply(e).then(() => undefined),
   };
 
-  async apply(event: Envelope): Promise<ApplyOutcome> {
+  async apply(event: OrderEvent): Promise<ApplyOutcome> {
     const orderId = event.aggregateId;
     return withTransaction(this.db, async (tx) => {
       await lockKey(tx, `read_model:${orderId}`);
@@ -34,9 +37,10 @@ export class OrderProjection {
         return 'pending';
       }
       await this.applyOne(tx, event);
-      // Apply whatever was waiting for this one, in order.
+      // Apply whatever was waiting for this one, in order. Each was checked against its schema
+      // when it arrived, before it was stored.
       for (let next = event.aggregateVersion + 1; ; next++) {
-        const waiting = await tx.query<{ event: Envelope }>('DELETE FROM read_model.pending_events WHERE order_id = $1 AND version = $2 RETURNING event', [orderId, next]);
+        const waiting = await tx.query<{ event: OrderEvent }>('DELETE FROM read_model.pending_events WHERE order_id = $1 AND version = $2 RETURNING event', [orderId, next]);
         const e = waiting.rows[0]?.event;
         if (!e) break;
         await this.applyOne(tx, e);
@@ -50,10 +54,10 @@ export class OrderProjection {
     return r.rows[0]?.version ?? 0;
   }
 
-  private async applyOne(tx: PoolClient, e: Envelope): Promise<void> {
+  private async applyOne(tx: PoolClient, e: OrderEvent): Promise<void> {
     const entry = JSON.stringify([{ eventType: e.eventType, occurredAt: e.occurredAt, aggregateVersion: e.aggregateVersion }]);
     if (e.eventType === 'order.placed') {
-      const d = e.data as DataOf<'order.placed'>;
+      const d = e.data;
       await tx.query(
         `INSERT INTO read_model.orders (order_id, status, customer_id, items, total_amount, currency, version, history)
          VALUES ($1, 'accepted', $2, $3, $4, $5, $6, $7)`,
@@ -61,8 +65,8 @@ export class OrderProjection {
       );
       return;
     }
-    const status = e.eventType === 'order.fulfilled' ? 'fulfilled' : e.eventType === 'order.cancelled' ? 'cancelled' : null;
-    const reason = e.eventType === 'order.cancelled' ? (e.data as DataOf<'order.cancelled'>).reason : null;
+    const [status, reason] =
+      e.eventType === 'order.fulfilled' ? ['fulfilled', null] : e.eventType === 'order.cancelled' ? ['cancelled', e.data.reason] : [null, null]; // a cancellation request changes no status
     await tx.query(
       `UPDATE read_model.orders
        SET status = COALESCE($2, status), cancellation_reason = COALESCE($3, cancellation_reason),
@@ -71,41 +75,4 @@ export class OrderProjection {
       [e.aggregateId, status, reason, e.aggregateVersion, entry],
     );
   }
-}
-
-export interface ReadModelOrder {
-  orderId: string;
-  status: string;
-  cancellationReason?: string;
-  customerId: string;
-  items: Array<{ sku: string; quantity: number; unitPrice: number }>;
-  totalAmount: number;
-  currency: string;
-  /** In aggregateVersion order (rows written before that field was recorded lack it). */
-  history: Array<{ eventType: string; occurredAt: string; aggregateVersion?: number }>;
-}
-
-/** The read model of one order, as GET /orders/:orderId returns it. */
-export async function readOrder(db: Pool, orderId: string): Promise<ReadModelOrder | undefined> {
-  const r = await db.query<{
-    status: string;
-    cancellation_reason: string | null;
-    customer_id: string;
-    items: ReadModelOrder['items'];
-    total_amount: string;
-    currency: string;
-    history: ReadModelOrder['history'];
-  }>('SELECT status, cancellation_reason, customer_id, items, total_amount, currency, history FROM read_model.orders WHERE order_id = $1', [orderId]);
-  const row = r.rows[0];
-  if (!row) return undefined;
-  return {
-    orderId,
-    status: row.status,
-    ...(row.cancellation_reason ? { cancellationReason: row.cancellation_reason } : {}),
-    customerId: row.customer_id,
-    items: row.items,
-    totalAmount: Number(row.total_amount),
-    currency: row.currency.trim(),
-    history: row.history,
-  };
 }

@@ -2,7 +2,7 @@
 // consistent-hash exchange (hashing the x-aggregate-id header every envelope carries) into
 // single-active-consumer queues: with several replicas, one order's events are only ever
 // applied by one consumer at a time.
-import { coreExchanges, inNamespace, type QueueSpec, type Topology } from '../../shared/messaging/topology';
+import { coreTopology, inNamespace, type QueueSpec, type Topology } from '../../shared/messaging/topology';
 
 export const PARTITIONS = 4;
 
@@ -14,9 +14,11 @@ export function projectionTopology(namespace: string): Topology {
     singleActiveConsumer: true,
     deliveryLimit: 10,
   }));
+  const core = coreTopology(namespace);
   return {
+    ...core,
     exchanges: [
-      ...coreExchanges(namespace),
+      ...core.exchanges,
       {
         name: partitions,
         type: 'x-consistent-hash',

@@ -2,13 +2,15 @@
 // order and refunds only of what was captured; a repeated command answers with the result
 // already recorded instead of acting again. A capture and a refund of one order never run
 // at once (a per-order lock held across the provider call), and a refund that finds no
-// capture voids the order, so a capture arriving after it is declined, not charged.
+// capture voids the order, so a capture arriving after it is declined, not charged. The
+// decisions themselves are pure functions in decisions.ts.
 import { inject, injectable } from 'tsyringe';
 import { lockKey, withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
-import type { DataOf, Envelope } from '../../shared/events';
-import type { Handler, HandlerResult } from '../../shared/messaging/consumer';
-import { causedBy, newEnvelope } from '../../shared/messaging/envelope';
+import type { Envelope, EnvelopeOf } from '../../shared/events';
+import type { HandlerMap, HandlerResult } from '../../shared/messaging/handler';
+import { causedBy, newEnvelope } from '../../shared/messaging/new-envelope';
+import { captureDecision, type Capture, type CaptureAnswer, type PaymentRecord } from './decisions';
 import type { PaymentProvider } from './provider';
 
 interface CaptureRow {
@@ -17,7 +19,7 @@ interface CaptureRow {
   currency: string;
 }
 
-type Recorded = { captured: CaptureRow } | { declined: string };
+const captureOf = (row: CaptureRow): Capture => ({ paymentId: row.payment_id, amount: Number(row.amount), currency: row.currency });
 
 @injectable()
 export class PaymentsHandler {
@@ -26,29 +28,30 @@ export class PaymentsHandler {
     @inject(TOKENS.PaymentProvider) private readonly provider: PaymentProvider,
   ) {}
 
-  readonly handlers: Record<string, Handler> = {
-    'payments.capture': (cmd) => this.capture(cmd as Envelope<DataOf<'payments.capture'>>),
-    'payments.refund': (cmd) => this.refund(cmd as Envelope<DataOf<'payments.refund'>>),
+  readonly handlers: HandlerMap = {
+    'payments.capture': (cmd) => this.capture(cmd),
+    'payments.refund': (cmd) => this.refund(cmd),
   };
 
-  async capture(cmd: Envelope<DataOf<'payments.capture'>>): Promise<HandlerResult> {
+  async capture(cmd: EnvelopeOf<'payments.capture'>): Promise<HandlerResult> {
     const { orderId, amount, currency, paymentToken } = cmd.data;
-    const recorded = await withTransaction(this.db, async (tx): Promise<Recorded> => {
+    const answer = await withTransaction(this.db, async (tx): Promise<CaptureAnswer> => {
       await lockKey(tx, `payments:${orderId}`);
-      const earlier = await this.recorded(tx, orderId);
-      if (earlier) return earlier;
+      const decision = captureDecision(await this.record(tx, orderId));
+      if ('answer' in decision) return decision.answer;
       const charge = await this.provider.charge(orderId, paymentToken, amount, currency);
       if (charge.outcome === 'declined') {
         await tx.query('INSERT INTO payments.declines (order_id, reason) VALUES ($1, $2)', [orderId, charge.reason]);
         return { declined: charge.reason };
       }
       await tx.query('INSERT INTO payments.captures (order_id, payment_id, amount, currency) VALUES ($1, $2, $3, $4)', [orderId, charge.paymentId, amount, currency]);
-      return { captured: { payment_id: charge.paymentId, amount: amount.toFixed(2), currency } };
+      // As the column holds it (two decimals), so that a repeat answers the same amount.
+      return { captured: { paymentId: charge.paymentId, amount: Number(amount.toFixed(2)), currency } };
     });
-    return { publish: [this.resultOf(cmd, recorded)] };
+    return { publish: [this.resultOf(cmd, answer)] };
   }
 
-  async refund(cmd: Envelope<DataOf<'payments.refund'>>): Promise<HandlerResult> {
+  async refund(cmd: EnvelopeOf<'payments.refund'>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     const refunded = await withTransaction(this.db, async (tx) => {
       await lockKey(tx, `payments:${orderId}`);
@@ -59,36 +62,33 @@ export class PaymentsHandler {
         await tx.query('INSERT INTO payments.voids (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING', [orderId]);
         return undefined;
       }
+      // The refund references its capture by amount: the numeric text as stored, not a float.
       await tx.query('INSERT INTO payments.refunds (order_id, amount) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING', [orderId, row.amount]);
-      return row;
+      return captureOf(row);
     });
     const event = newEnvelope(
       'payment.refunded',
-      refunded ? { orderId, amount: Number(refunded.amount), currency: refunded.currency.trim() } : { orderId, amount: 0 },
-      causedBy(cmd, orderId, 2),
+      refunded ? { orderId, amount: refunded.amount, currency: refunded.currency } : { orderId, amount: 0 },
+      causedBy(cmd, orderId),
     );
     return { publish: [event] };
   }
 
-  private async recorded(tx: PoolClient, orderId: string): Promise<Recorded | undefined> {
+  private async record(tx: PoolClient, orderId: string): Promise<PaymentRecord> {
     const captured = await tx.query<CaptureRow>('SELECT payment_id, amount, currency FROM payments.captures WHERE order_id = $1', [orderId]);
-    if (captured.rows[0]) return { captured: captured.rows[0] };
     const declined = await tx.query<{ reason: string }>('SELECT reason FROM payments.declines WHERE order_id = $1', [orderId]);
-    if (declined.rows[0]) return { declined: declined.rows[0].reason };
     const voided = await tx.query('SELECT 1 FROM payments.voids WHERE order_id = $1', [orderId]);
-    return voided.rowCount ? { declined: 'order_voided' } : undefined;
+    return {
+      ...(captured.rows[0] ? { capture: captureOf(captured.rows[0]) } : {}),
+      ...(declined.rows[0] ? { declined: declined.rows[0].reason } : {}),
+      voided: (voided.rowCount ?? 0) > 0,
+    };
   }
 
-  private resultOf(cmd: Envelope<DataOf<'payments.capture'>>, recorded: Recorded): Envelope {
+  private resultOf(cmd: EnvelopeOf<'payments.capture'>, answer: CaptureAnswer): Envelope {
     const { orderId } = cmd.data;
-    if ('declined' in recorded) {
-      return newEnvelope('payment.declined', { orderId, reason: recorded.declined }, causedBy(cmd, orderId, 1));
-    }
-    const c = recorded.captured;
-    return newEnvelope(
-      'payment.captured',
-      { orderId, paymentId: c.payment_id, amount: Number(c.amount), currency: c.currency.trim() },
-      causedBy(cmd, orderId, 1),
-    );
+    if ('declined' in answer) return newEnvelope('payment.declined', { orderId, reason: answer.declined }, causedBy(cmd, orderId));
+    const { paymentId, amount, currency } = answer.captured;
+    return newEnvelope('payment.captured', { orderId, paymentId, amount, currency }, causedBy(cmd, orderId));
   }
 }

@@ -1,7 +1,8 @@
 // Composition root of the payments worker process.
-import { runProcess, rootContainer } from '../../shared/di/process';
+import '../../shared/observability/tracing'; // first: it instruments what the imports below load
+import { runProcess, rootContainer } from '../../shared/runtime/process';
 import { TOKENS } from '../../shared/di/tokens';
-import { startWorker, type WorkerDefinition } from '../../shared/messaging/worker';
+import { startWorker, type WorkerDefinition } from '../../shared/runtime/worker';
 import { PaymentsHandler } from './handler';
 import { SimulatedPaymentProvider } from './provider';
 import { paymentsTopology } from './topology';

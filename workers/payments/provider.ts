@@ -1,11 +1,12 @@
 // The payment provider behind an interface, and the simulated one that implements the
-// test tokens of DESIGN.md like a real provider's test cards.
+// test tokens (docs/architecture.md#test-triggers) like a real provider's test cards.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inject, injectable } from 'tsyringe';
 import type { Config } from '../../shared/config';
 import { createPool, query, type Pool } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import { TransientError } from '../../shared/errors';
+import { chargeDecision } from './decisions';
 
 export type ChargeResult = { outcome: 'approved'; paymentId: string } | { outcome: 'declined'; reason: string };
 
@@ -14,12 +15,10 @@ export interface PaymentProvider {
   charge(orderId: string, token: string, amount: number, currency: string): Promise<ChargeResult>;
 }
 
-export const TEST_TOKENS = { ok: 'tok_ok', decline: 'tok_decline', flaky: 'tok_flaky' } as const;
-
 /**
- * tok_ok approves; tok_decline declines; tok_flaky is unavailable for the first two calls per
- * order. It keeps its call log in the database through a pool of its own: it stands for an
- * external service, and the handler holds a transaction of the worker's pool while it calls.
+ * Answers as chargeDecision says. It keeps its call log in the database through a pool of
+ * its own: it stands for an external service, and the handler holds a transaction of the
+ * worker's pool while it calls.
  */
 @injectable()
 export class SimulatedPaymentProvider implements PaymentProvider {
@@ -44,11 +43,10 @@ export class SimulatedPaymentProvider implements PaymentProvider {
       [orderId],
     );
     if (this.latencyMs > 0) await sleep(this.latencyMs);
-    if (token === TEST_TOKENS.decline) return { outcome: 'declined', reason: 'card_declined' };
-    if (token === TEST_TOKENS.flaky && (row?.calls ?? 0) <= 2) {
-      throw new TransientError(`payment provider unavailable (call ${row?.calls ?? 0} for ${orderId})`);
-    }
-    if (token !== TEST_TOKENS.ok && token !== TEST_TOKENS.flaky) return { outcome: 'declined', reason: 'unknown_payment_token' };
+    const call = row?.calls ?? 0;
+    const decision = chargeDecision(token, call);
+    if (decision.outcome === 'unavailable') throw new TransientError(`payment provider unavailable (call ${call} for ${orderId})`);
+    if (decision.outcome === 'declined') return decision;
     return { outcome: 'approved', paymentId: `pay_${orderId}` };
   }
 }

@@ -5,9 +5,9 @@
 import { inject, injectable } from 'tsyringe';
 import { lockKey, withTransaction, type Pool } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
-import type { DataOf, Envelope } from '../../shared/events';
-import type { Handler, HandlerResult } from '../../shared/messaging/consumer';
-import { causedBy, newEnvelope } from '../../shared/messaging/envelope';
+import type { EnvelopeOf } from '../../shared/events';
+import type { HandlerMap, HandlerResult } from '../../shared/messaging/handler';
+import { causedBy, newEnvelope } from '../../shared/messaging/new-envelope';
 import type { CarrierDirectory } from './carriers';
 
 @injectable()
@@ -17,12 +17,12 @@ export class ShippingHandler {
     @inject(TOKENS.CarrierDirectory) private readonly carriers: CarrierDirectory,
   ) {}
 
-  readonly handlers: Record<string, Handler> = {
-    'shipping.schedule': (cmd) => this.schedule(cmd as Envelope<DataOf<'shipping.schedule'>>),
-    'shipping.cancel': (cmd) => this.cancel(cmd as Envelope<DataOf<'shipping.cancel'>>),
+  readonly handlers: HandlerMap = {
+    'shipping.schedule': (cmd) => this.schedule(cmd),
+    'shipping.cancel': (cmd) => this.cancel(cmd),
   };
 
-  async schedule(cmd: Envelope<DataOf<'shipping.schedule'>>): Promise<HandlerResult> {
+  async schedule(cmd: EnvelopeOf<'shipping.schedule'>): Promise<HandlerResult> {
     const { orderId, address } = cmd.data;
     const carrier = this.carriers.carrierFor(address.country);
     const shipment = await withTransaction(this.db, async (tx) => {
@@ -37,14 +37,14 @@ export class ShippingHandler {
       return r.rows[0];
     });
     if (!shipment) {
-      return { publish: [newEnvelope('shipping.failed', { orderId, reason: 'shipping_unavailable' }, causedBy(cmd, orderId, 1))] };
+      return { publish: [newEnvelope('shipping.failed', { orderId, reason: 'shipping_unavailable' }, causedBy(cmd, orderId))] };
     }
     return {
-      publish: [newEnvelope('shipping.scheduled', { orderId, shipmentId: shipment.shipment_id, carrier: shipment.carrier }, causedBy(cmd, orderId, 1))],
+      publish: [newEnvelope('shipping.scheduled', { orderId, shipmentId: shipment.shipment_id, carrier: shipment.carrier }, causedBy(cmd, orderId))],
     };
   }
 
-  async cancel(cmd: Envelope<DataOf<'shipping.cancel'>>): Promise<HandlerResult> {
+  async cancel(cmd: EnvelopeOf<'shipping.cancel'>): Promise<HandlerResult> {
     const { orderId } = cmd.data;
     await withTransaction(this.db, async (tx) => {
       await lockKey(tx, `shipping:${orderId}`);
@@ -53,6 +53,6 @@ export class ShippingHandler {
       // Never scheduled: nothing to cancel, and a schedule that comes later must ship nothing.
       if (!exists) await tx.query('INSERT INTO shipping.voids (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING', [orderId]);
     });
-    return { publish: [newEnvelope('shipping.cancelled', { orderId }, causedBy(cmd, orderId, 2))] };
+    return { publish: [newEnvelope('shipping.cancelled', { orderId }, causedBy(cmd, orderId))] };
   }
 }

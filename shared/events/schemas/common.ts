@@ -19,12 +19,19 @@ export const Address = Type.Object(
   { additionalProperties: false },
 );
 
-export const CancellationReason = Type.Union([
+/** Why an order was cancelled, as order.cancelled v1 has it. Published: never edit, extend. */
+export const CancellationReasonV1 = Type.Union([
   Type.Literal('payment_declined'),
   Type.Literal('out_of_stock'),
   Type.Literal('shipping_unavailable'),
   Type.Literal('customer_cancelled'),
 ]);
+
+/**
+ * v2 adds the reasons of a step that ended without a business answer, so a step that was
+ * never answered is not reported as, say, out of stock.
+ */
+export const CancellationReasonV2 = Type.Union([...CancellationReasonV1.anyOf, Type.Literal('step_timed_out'), Type.Literal('step_failed')]);
 
 /** A strict object: unknown fields are a schema failure. */
 export const strict = { additionalProperties: false } as const;

@@ -1,0 +1,204 @@
+// The event store on the real PostgreSQL: contiguous versions and a global position,
+// expected-version conflicts (never an overwrite), snapshots that load exactly what the
+// whole stream folds to, v1 events upcast on read, reading all streams in commit order
+// without skipping a late commit, and the saga's outcome decided again after a conflict.
+import { expect } from 'chai';
+import { ulid } from 'ulid';
+import { getConfig } from '../../shared/config';
+import { createPool, withTransaction, type Pool } from '../../shared/db';
+import { migrate } from '../../shared/db/migrate';
+import { appendToStream, ConcurrencyError, loadStream, readAll, readStream, snapshotIfDue, START, type Checkpoint } from '../../shared/event-store';
+import type { Envelope } from '../../shared/events';
+import { newEnvelope, stableEventId } from '../../shared/messaging/new-envelope';
+import { orderFold } from '../../shared/orders/order';
+import { loadOrderState, placeOrder, recordOutcome } from '../../shared/orders/store';
+import { VALID_ORDER } from '../helpers/orders';
+import { eventually } from '../helpers/wait';
+
+describe('the event store', function () {
+  this.timeout(60_000);
+  let db: Pool;
+  const streams: string[] = [];
+
+  before(async () => {
+    await migrate(getConfig().databaseUrl);
+    db = createPool(getConfig().databaseUrl, 'test-event-store', 10);
+  });
+  after(async () => {
+    // The streams written here directly are no orders' to publish: mark them sent.
+    await db.query('UPDATE orders.events SET sent_at = now() WHERE stream_id = ANY($1) AND sent_at IS NULL', [streams]);
+    await db.end();
+  });
+
+  const newStream = (): string => {
+    const id = `ord_es${ulid()}`;
+    streams.push(id);
+    return id;
+  };
+  const placed = (id: string): Envelope =>
+    newEnvelope('order.placed', { orderId: id, customerId: 'c-es', items: [{ sku: 'PROD-001', quantity: 1, unitPrice: 3 }], totalAmount: 3, currency: 'EUR' }, { aggregateId: id });
+  const requested = (id: string): Envelope => newEnvelope('order.cancellation_requested', { orderId: id }, { aggregateId: id });
+  const append = (id: string, expected: number, events: Envelope[]) => withTransaction(db, (tx) => appendToStream(tx, id, expected, events));
+
+  it('appends with contiguous versions from the expected one, and gives every event a growing global position', async () => {
+    const id = newStream();
+    const first = await append(id, 0, [placed(id)]);
+    const more = await append(id, 1, [requested(id), requested(id)]);
+    expect([...first, ...more].map((e) => e.aggregateVersion)).to.deep.equal([1, 2, 3]);
+    const events = await readStream(db, id);
+    expect(events.map((e) => e.version)).to.deep.equal([1, 2, 3]);
+    const positions = events.map((e) => BigInt(e.position));
+    expect(positions[0]! < positions[1]! && positions[1]! < positions[2]!).to.equal(true);
+    expect(events.every((e) => e.envelope.aggregateVersion === e.version && e.envelope.aggregateId === id)).to.equal(true);
+  });
+
+  it('refuses an append at a stale or a future version with a typed conflict, and never overwrites', async () => {
+    const id = newStream();
+    await append(id, 0, [placed(id)]);
+    await append(id, 1, [requested(id)]);
+    for (const expected of [0, 1, 3]) {
+      const err = await append(id, expected, [requested(id)]).catch((e: unknown) => e);
+      expect(err, `expected ${expected}`).to.be.instanceOf(ConcurrencyError);
+      expect(err).to.deep.include({ streamId: id, expectedVersion: expected, actualVersion: 2 });
+    }
+    expect((await readStream(db, id)).map((e) => e.envelope.eventType)).to.deep.equal(['order.placed', 'order.cancellation_requested']);
+  });
+
+  it('lets exactly one of many concurrent writers at the same expected version win; the others get ConcurrencyError', async () => {
+    const id = newStream();
+    await append(id, 0, [placed(id)]);
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => append(id, 1, [requested(id)])));
+    expect(results.filter((r) => r.status === 'fulfilled')).to.have.length(1);
+    const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(losers).to.have.length(7);
+    for (const l of losers) expect(l.reason).to.be.instanceOf(ConcurrencyError);
+    expect((await readStream(db, id)).map((e) => e.version)).to.deep.equal([1, 2]);
+  });
+
+  it('loads a long stream from its snapshot exactly as folding every event gives, and ignores a snapshot of another fold version', async () => {
+    const id = newStream();
+    const every = 10;
+    await withTransaction(db, async (tx) => {
+      await appendToStream(tx, id, 0, [placed(id)]);
+    });
+    // 124 more events, a few per transaction, each append taking a snapshot when it passes a multiple of 10.
+    let version = 1;
+    while (version < 125) {
+      const batch = Array.from({ length: Math.min(3, 125 - version) }, () => requested(id));
+      await withTransaction(db, async (tx) => {
+        const before = version;
+        await appendToStream(tx, id, before, batch);
+        version += batch.length;
+        const { state } = await loadStream(tx, id, orderFold, { ignoreSnapshot: true });
+        await snapshotIfDue(tx, id, orderFold, state, before, version, every);
+      });
+    }
+    const snapshot = await db.query<{ version: number }>('SELECT version FROM orders.snapshots WHERE stream_id = $1', [id]);
+    expect(snapshot.rows[0]?.version).to.be.within(118, 125);
+    const withSnapshot = await loadStream(db, id, orderFold);
+    const folded = await loadStream(db, id, orderFold, { ignoreSnapshot: true });
+    expect(withSnapshot.version).to.equal(125);
+    expect(withSnapshot).to.deep.equal(folded);
+    expect(folded.state!.history).to.have.length(125);
+
+    // A snapshot from another version of the fold is not read: the stream is folded whole.
+    await db.query("UPDATE orders.snapshots SET schema = 99, state = '{\"bogus\": true}' WHERE stream_id = $1", [id]);
+    expect(await loadStream(db, id, orderFold)).to.deep.equal(folded);
+  });
+
+  it('the order store takes a snapshot every EVENT_STORE_SNAPSHOT_EVERY events of an order', async () => {
+    const orderId = await placeOrder(db, { customerId: 'c-es', items: VALID_ORDER.items, currency: 'EUR', shippingAddress: VALID_ORDER.shippingAddress, paymentToken: 'tok_ok' });
+    streams.push(orderId);
+    const every = getConfig().eventStoreSnapshotEvery;
+    // A stream that long only grows by direct appends (a request is recorded once): fill it, then let the store append its outcome.
+    const fill = every - 2;
+    await append(orderId, 1, Array.from({ length: fill }, () => requested(orderId)));
+    expect(await recordOutcome(db, orderId, { outcome: 'fulfilled' }, stableEventId(`es/${orderId}`))).to.equal('recorded');
+    const snapshot = await db.query<{ version: number }>('SELECT version FROM orders.snapshots WHERE stream_id = $1', [orderId]);
+    expect(snapshot.rows.map((r) => r.version)).to.deep.equal([every]);
+    expect(await loadOrderState(db, orderId)).to.deep.equal(await loadStream(db, orderId, orderFold, { ignoreSnapshot: true }));
+  });
+
+  it('reads a stream written with v1 events upcast to the latest versions, and the order folds from them', async () => {
+    const id = newStream();
+    const v1 = (e: Envelope): Envelope => ({ ...e, schemaVersion: 1 });
+    await append(id, 0, [v1(placed(id)), v1(newEnvelope('order.cancelled', { orderId: id, reason: 'out_of_stock' }, { aggregateId: id }))]);
+    const stored = await db.query<{ schema_version: number }>('SELECT schema_version FROM orders.events WHERE stream_id = $1 ORDER BY version', [id]);
+    expect(stored.rows.map((r) => r.schema_version)).to.deep.equal([1, 1]);
+    const events = await readStream(db, id);
+    expect(events.map((e) => e.envelope.schemaVersion)).to.deep.equal([2, 2]);
+    const { state } = await loadOrderState(db, id);
+    expect(state).to.deep.include({ status: 'cancelled', cancellationReason: 'out_of_stock', totalAmount: 3 });
+  });
+
+  it('reads all streams in commit order and never past a running transaction: a late commit of an earlier position is not skipped', async () => {
+    const early = newStream();
+    const late = newStream();
+    // Where this test's reading starts: everything committed before it.
+    let checkpoint: Checkpoint = START;
+    for (let batch = await readAll(db, checkpoint, 10_000); batch.length > 0; batch = await readAll(db, checkpoint, 10_000)) checkpoint = batch[batch.length - 1]!.checkpoint;
+
+    const slow = await db.connect();
+    try {
+      await slow.query('BEGIN');
+      await appendToStream(slow, early, 0, [placed(early)]); // takes its position first, commits last
+      await append(late, 0, [placed(late)]);
+      const whileOpen = (await readAll(db, checkpoint, 10_000)).filter((e) => e.streamId === early || e.streamId === late);
+      expect(whileOpen, 'nothing past the running transaction').to.deep.equal([]);
+      await slow.query('COMMIT');
+    } finally {
+      slow.release();
+    }
+    // Once no older transaction runs (anywhere on the server: another client's may hold it back a moment).
+    const after = await eventually(async () => {
+      const mine = (await readAll(db, checkpoint, 10_000)).filter((e) => e.streamId === early || e.streamId === late);
+      return mine.length > 0 ? mine : undefined;
+    }, { what: 'the two events' });
+    expect(after.map((e) => e.streamId)).to.deep.equal([early, late]);
+  });
+
+  it("records the saga's outcome once however often it is retried, and decides again after a concurrent cancellation request", async () => {
+    const orderId = await placeOrder(db, { customerId: 'c-es', items: VALID_ORDER.items, currency: 'EUR', shippingAddress: VALID_ORDER.shippingAddress, paymentToken: 'tok_ok' });
+    streams.push(orderId);
+    const eventId = stableEventId(`es/${orderId}/order.cancelled`);
+    const outcome = { outcome: 'cancelled', reason: 'customer_cancelled' } as const;
+    // A cancellation request holds the stream: recordOutcome reads version 1, waits on the
+    // stream's row, meets the conflict when the request commits, reloads and appends at 3.
+    const other = await db.connect();
+    let recording: Promise<string> | undefined;
+    try {
+      await other.query('BEGIN');
+      await appendToStream(other, orderId, 1, [requested(orderId)]);
+      recording = recordOutcome(db, orderId, outcome, eventId);
+      await eventually(async () => (await db.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%orders.streams%'")).rowCount! > 0, {
+        what: 'the outcome waiting on the stream',
+      });
+      await other.query('COMMIT');
+    } finally {
+      other.release();
+    }
+    expect(await recording).to.equal('recorded');
+    expect(await recordOutcome(db, orderId, outcome, eventId)).to.equal('already_recorded');
+    expect(await recordOutcome(db, orderId, { outcome: 'fulfilled' }, stableEventId(`es/${orderId}/order.fulfilled`))).to.equal('ended_otherwise');
+    const events = await readStream(db, orderId);
+    expect(events.map((e) => [e.version, e.envelope.eventType, e.envelope.eventId === eventId])).to.deep.equal([
+      [1, 'order.placed', false],
+      [2, 'order.cancellation_requested', false],
+      [3, 'order.cancelled', true],
+    ]);
+    // The order's row moved with the stream, in the same transactions.
+    const row = await db.query('SELECT status, cancellation_reason, version FROM orders.orders WHERE order_id = $1', [orderId]);
+    expect(row.rows).to.deep.equal([{ status: 'cancelled', cancellation_reason: 'customer_cancelled', version: 3 }]);
+  });
+
+  it('refuses an append to an existing stream that is not its transaction\'s first write (readers of all streams would read it out of order)', async () => {
+    const id = newStream();
+    await append(id, 0, [placed(id)]);
+    const err = await withTransaction(db, async (tx) => {
+      await tx.query('UPDATE orders.streams SET version = version WHERE stream_id = $1', [id]);
+      return appendToStream(tx, id, 1, [requested(id)]);
+    }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(Error).and.have.property('message').that.matches(/first write/);
+    expect((await readStream(db, id)).map((e) => e.version)).to.deep.equal([1]);
+  });
+});
