@@ -1,21 +1,88 @@
 #!/usr/bin/env bash
 # Starts RabbitMQ, Redis and PostgreSQL on this machine when one is down (local installs,
-# not Docker: for Docker use `docker compose up -d rabbitmq redis postgres`), and enables
-# the RabbitMQ plugins the project needs. Safe to run again. Names (rabbitmq, redis,
+# not Docker: for Docker use `docker compose up -d rabbitmq redis postgres`), restarts a
+# local RabbitMQ that runs but answers no client, and enables the RabbitMQ plugins the
+# project needs. Safe to run again. Names (rabbitmq, redis,
 # postgres) limit it to those services; the default is all three.
 set -euo pipefail
 
 say() { echo "services: $*"; }
 
-rabbitmq() {
-  if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
-    command -v rabbitmq-server >/dev/null || { say "RabbitMQ is down and not installed here"; exit 1; }
-    say "starting RabbitMQ"
+# Runs "$2..." for at most $1 seconds where coreutils' timeout is installed.
+bounded() {
+  if command -v timeout >/dev/null; then timeout "$@"; else shift; "$@"; fi
+}
+
+# The broker's first answer to a client: send the AMQP protocol header and read the first
+# byte of its Connection.Start frame (frame type 1). A node can answer `ping` and still never
+# get this far: RabbitMQ 3.10 takes a file handle for each new connection and waits for one
+# without a deadline, so a node whose file-handle cache is exhausted or stuck accepts TCP
+# connections and leaves every client waiting.
+amqp_answers() {
+  local first
+  first=$(bounded 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672 && printf "AMQP\x00\x00\x09\x01" >&3 && head -c 1 <&3 | od -An -tx1' 2>/dev/null) || return 1
+  [ "${first// /}" = "01" ]
+}
+
+# Ready for clients within $1 seconds: the node answers, has finished booting and answers an
+# AMQP handshake. Only a node being started ($2 = starting) or whose VM runs is waited for.
+rabbitmq_ready() {
+  local deadline=$((SECONDS + $1)) answered=
+  while [ $SECONDS -lt $deadline ]; do
+    bounded 15 rabbitmq-diagnostics -q ping --timeout 10 >/dev/null 2>&1 && { answered=1; break; }
+    [ "${2:-}" = starting ] || [ -n "$(rabbitmq_pid)" ] || break
+    sleep 1
+  done
+  local left=$((deadline - SECONDS > 5 ? deadline - SECONDS : 5))
+  [ -n "$answered" ] &&
+    bounded $((left + 10)) rabbitmqctl -q await_startup --timeout "$left" >/dev/null 2>&1 &&
+    amqp_answers
+}
+
+# The local node's Erlang VM, from the pid file the node writes (the Debian and RPM
+# packages keep it beside the node's data; the nodes of `npm run cluster` keep theirs elsewhere).
+rabbitmq_pid() {
+  local f pid
+  for f in /var/lib/rabbitmq/mnesia/*.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = beam.smp ] && { echo "$pid"; return; }
+  done
+}
+
+stop_rabbitmq() {
+  bounded 20 rabbitmqctl -q shutdown >/dev/null 2>&1 || true
+  local pid
+  pid=$(rabbitmq_pid)
+  [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do [ -z "$(rabbitmq_pid)" ] && return; sleep 0.2; done
+  say "RabbitMQ (pid $pid) would not stop"
+  exit 1
+}
+
+start_rabbitmq() {
+  command -v rabbitmq-server >/dev/null || { say "RabbitMQ is down and not installed here"; exit 1; }
+  if [ "$(id -u)" = 0 ] && id rabbitmq >/dev/null 2>&1; then
+    # The packaged rabbitmq-server switches to the rabbitmq user with su, whose PAM limits
+    # set the open-files limit to 1,024: RabbitMQ then allows about 830 sockets and queue
+    # files in all. Start it as that user with the limit raised to the hard one.
+    su rabbitmq -s /bin/sh -c "ulimit -n \"\$(ulimit -Hn)\"; exec $(command -v rabbitmq-server) -detached"
+  else
     rabbitmq-server -detached
-    # The node registers with epmd a moment after -detached returns; until then await_startup fails.
-    for _ in $(seq 1 240); do rabbitmqctl -q ping >/dev/null 2>&1 && break; sleep 0.5; done
   fi
-  rabbitmqctl -q await_startup --timeout 120 >/dev/null
+}
+
+rabbitmq() {
+  if ! rabbitmq_ready 30; then
+    if command -v rabbitmq-diagnostics >/dev/null && [ -n "$(rabbitmq_pid)" ]; then
+      say "RabbitMQ is running but does not answer clients: restarting it"
+      stop_rabbitmq
+    else
+      say "starting RabbitMQ"
+    fi
+    start_rabbitmq
+    rabbitmq_ready 120 starting || { say "RabbitMQ started but does not answer clients (see /var/log/rabbitmq)"; exit 1; }
+  fi
   rabbitmq-plugins -q enable rabbitmq_consistent_hash_exchange rabbitmq_management >/dev/null
   say "RabbitMQ is up ($(rabbitmqctl -q version))"
 }
