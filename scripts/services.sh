@@ -14,40 +14,45 @@ bounded() {
 }
 
 # The broker's first answer to a client: send the AMQP protocol header and read the first
-# byte of its Connection.Start frame (frame type 1). A node can answer `ping` and still never
-# get this far: RabbitMQ 3.10 takes a file handle for each new connection and waits for one
-# without a deadline, so a node whose file-handle cache is exhausted or stuck accepts TCP
-# connections and leaves every client waiting.
+# byte of its Connection.Start frame (frame type 1) within 5 s. A node can answer `ping` and
+# still never get this far: RabbitMQ 3.10 takes a file handle for each new connection and
+# waits for one without a deadline, so a node whose file-handle cache is exhausted or stuck
+# accepts TCP connections and leaves every client waiting.
 amqp_answers() {
-  local first
-  first=$(bounded 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672 && printf "AMQP\x00\x00\x09\x01" >&3 && head -c 1 <&3 | od -An -tx1' 2>/dev/null) || return 1
-  [ "${first// /}" = "01" ]
+  bounded 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672 || exit 1
+    printf "AMQP\x00\x00\x09\x01" >&3
+    IFS= read -r -t 5 -N 1 -u 3 first && [ "$first" = $'"'"'\x01'"'"' ]' 2>/dev/null
 }
 
-# Ready for clients within $1 seconds: the node answers, has finished booting and answers an
-# AMQP handshake. Only a node being started ($2 = starting) or whose VM runs is waited for.
-rabbitmq_ready() {
-  local deadline=$((SECONDS + $1)) answered=
-  while [ $SECONDS -lt $deadline ]; do
-    bounded 15 rabbitmq-diagnostics -q ping --timeout 10 >/dev/null 2>&1 && { answered=1; break; }
-    [ "${2:-}" = starting ] || [ -n "$(rabbitmq_pid)" ] || break
-    sleep 1
-  done
-  local left=$((deadline - SECONDS > 5 ? deadline - SECONDS : 5))
-  [ -n "$answered" ] &&
-    bounded $((left + 10)) rabbitmqctl -q await_startup --timeout "$left" >/dev/null 2>&1 &&
-    amqp_answers
-}
-
-# The local node's Erlang VM, from the pid file the node writes (the Debian and RPM
-# packages keep it beside the node's data; the nodes of `npm run cluster` keep theirs elsewhere).
+# The local node's Erlang VM, from the pid file the node writes beside its data (Debian and
+# RPM packages), if that process is still the node's: the nodes of `npm run cluster` name
+# themselves in RABBITMQ_NODENAME and keep their pid files elsewhere.
 rabbitmq_pid() {
-  local f pid
+  local f pid named
   for f in /var/lib/rabbitmq/mnesia/*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
-    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = beam.smp ] && { echo "$pid"; return; }
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = beam.smp ] || continue
+    named=$( (tr '\0' '\n' <"/proc/$pid/environ" | sed -n 's/^RABBITMQ_NODENAME=//p') 2>/dev/null || true)
+    [ -z "$named" ] || [ "$named" = "$(basename "$f" .pid)" ] || continue
+    echo "$pid"
+    return 0
   done
+  return 0
+}
+
+# Whether the node answers clients, waiting for a node that is starting: "down" (no node
+# answers ping, and none is starting), "up" (it answers an AMQP handshake), or "stuck" (its VM
+# runs but it does not answer ping within 30 s, does not finish booting within 120 s, or does
+# not answer the handshake). $1 = starting when this script has just started it.
+rabbitmq_state() {
+  local deadline=$((SECONDS + 30))
+  until bounded 15 rabbitmq-diagnostics -q ping --timeout 10 >/dev/null 2>&1; do
+    if [ "${1:-}" != starting ] && [ -z "$(rabbitmq_pid)" ]; then echo down; return; fi
+    if [ $SECONDS -ge $deadline ]; then echo stuck; return; fi
+    sleep 1
+  done
+  if bounded 130 rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 && amqp_answers; then echo up; else echo stuck; fi
 }
 
 stop_rabbitmq() {
@@ -73,15 +78,20 @@ start_rabbitmq() {
 }
 
 rabbitmq() {
-  if ! rabbitmq_ready 30; then
-    if command -v rabbitmq-diagnostics >/dev/null && [ -n "$(rabbitmq_pid)" ]; then
+  local state
+  state=$(rabbitmq_state)
+  if [ "$state" != up ]; then
+    if [ "$state" = stuck ] && [ -n "$(rabbitmq_pid)" ]; then
       say "RabbitMQ is running but does not answer clients: restarting it"
       stop_rabbitmq
+    elif [ "$state" = stuck ]; then
+      say "RabbitMQ answers no client and its process is not one this script can restart (see /var/log/rabbitmq)"
+      exit 1
     else
       say "starting RabbitMQ"
     fi
     start_rabbitmq
-    rabbitmq_ready 120 starting || { say "RabbitMQ started but does not answer clients (see /var/log/rabbitmq)"; exit 1; }
+    [ "$(rabbitmq_state starting)" = up ] || { say "RabbitMQ started but does not answer clients (see /var/log/rabbitmq)"; exit 1; }
   fi
   rabbitmq-plugins -q enable rabbitmq_consistent_hash_exchange rabbitmq_management >/dev/null
   say "RabbitMQ is up ($(rabbitmqctl -q version))"
