@@ -443,7 +443,9 @@ export async function replay(options: ReplayOptions, deps: { connection: AmqpCon
         inFlight++;
         const confirmed = (err: unknown): void => {
           inFlight--;
-          if (err) fail(`the broker did not confirm a message into "${into}" (${errorMessage(err)})`);
+          // A channel that closes fails its unconfirmed messages before it says why it closed
+          // (its 'close', the connection's 'disconnect'): that reason, if any, is the one to give.
+          if (err) setImmediate(() => fail(`the broker did not confirm a message into "${into}" (${errorMessage(err)})`));
           else counts.published++;
           signal();
         };
