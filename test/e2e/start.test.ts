@@ -14,12 +14,13 @@ import { chromium } from 'playwright-core';
 import { ulid } from 'ulid';
 import { fleetAccess } from '../../scripts/rabbitmq-definitions';
 import { HEADERS } from '../../shared/messaging/headers';
+import { AmqpConnection } from '../../shared/messaging/connection';
 import { dlqName, inNamespace } from '../../shared/messaging/topology';
 import { getConfig } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { workflowIdOf } from '../../shared/saga';
 import { connectTemporal } from '../../shared/temporal/client';
-import { databaseBeside, FLEET } from '../../scripts/fleet';
+import { databaseBeside, deleteNamespace, FLEET } from '../../scripts/fleet';
 import { storeUnpublishedOrder, TestFleet } from '../helpers/fleet';
 import { asOperator, bearer, fleetTokens, NO_RATE_LIMITS } from '../helpers/auth';
 import { malformedOrders, VALID_ORDER } from '../helpers/orders';
@@ -598,9 +599,11 @@ describe('npm start without its dependencies', function () {
     this.timeout(120_000);
     const hole = await BlackHole.start();
     const temporalDir = mkdtempSync(join(tmpdir(), 'e2e-silent-redis-'));
+    // A test fleet's namespace (t<time><random>), so that a killed run's queues are found stale too.
+    const namespace = `t${Date.now().toString(36)}sr`;
     const child = runTs('scripts/start.ts', [], {
       REDIS_URL: hole.url(getConfig().redisUrl),
-      BUS_NAMESPACE: `t${Date.now().toString(36)}silent`,
+      BUS_NAMESPACE: namespace,
       HTTP_PORT: String(await freePort()),
       TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
       TEMPORAL_DB_FILE: join(temporalDir, 'temporal.sqlite'),
@@ -622,6 +625,13 @@ describe('npm start without its dependencies', function () {
       await child.exited(60_000).catch(() => child.kill('SIGKILL'));
       await hole.close();
       rmSync(temporalDir, { recursive: true, force: true });
+      // The fleet declared its queues (quorum queues, each holding files open) before it found Redis silent.
+      const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: 'test-e2e-silent-redis-cleanup' });
+      await connection.start();
+      const channel = await connection.channelModel!.createChannel();
+      channel.on('error', () => undefined);
+      await deleteNamespace(channel, namespace);
+      await connection.close();
     }
   });
 
