@@ -6,11 +6,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { checkConservation, checkEffects, checkOutcomes, moneyOf, openOrders, otherStockMoves, stockLevels, type Checks, type PlacedOrder, checkProjections, emptyChecks } from '../../scripts/chaos/checks';
-import { databaseBeside, deleteNamespace, StartedFleet } from '../../scripts/fleet';
+import { databaseBeside, StartedFleet } from '../../scripts/fleet';
+import { deleteFleetNamespace } from '../helpers/fleet';
 import { getConfig } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
-import { AmqpConnection } from '../../shared/messaging/connection';
 import { silentLogger } from '../../shared/observability/logger';
 import { PARTITIONS } from '../../workers/order-projection/topology';
 import { freePort } from '../helpers/services';
@@ -79,12 +79,7 @@ describe('npm start -- --replicas payments=2,order-projection=2', function () {
 
   after(async () => {
     await fleet?.stop();
-    const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: 'test-e2e-replicas-cleanup' });
-    await connection.start();
-    const channel = await connection.channelModel!.createChannel();
-    channel.on('error', () => undefined);
-    await deleteNamespace(channel, namespace);
-    await connection.close();
+    await deleteFleetNamespace(namespace, 'test-e2e-replicas-cleanup');
     await db?.end();
     const admin = new URL(databaseUrl);
     admin.pathname = '/postgres';

@@ -14,14 +14,13 @@ import { chromium } from 'playwright-core';
 import { ulid } from 'ulid';
 import { fleetAccess } from '../../scripts/rabbitmq-definitions';
 import { HEADERS } from '../../shared/messaging/headers';
-import { AmqpConnection } from '../../shared/messaging/connection';
 import { dlqName, inNamespace } from '../../shared/messaging/topology';
 import { getConfig } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { workflowIdOf } from '../../shared/saga';
 import { connectTemporal } from '../../shared/temporal/client';
-import { databaseBeside, deleteNamespace, FLEET } from '../../scripts/fleet';
-import { storeUnpublishedOrder, TestFleet } from '../helpers/fleet';
+import { databaseBeside, FLEET } from '../../scripts/fleet';
+import { deleteFleetNamespace, storeUnpublishedOrder, TestFleet } from '../helpers/fleet';
 import { asOperator, bearer, fleetTokens, NO_RATE_LIMITS } from '../helpers/auth';
 import { malformedOrders, VALID_ORDER } from '../helpers/orders';
 import { ROOT, runTs, type Child } from '../helpers/processes';
@@ -626,12 +625,7 @@ describe('npm start without its dependencies', function () {
       await hole.close();
       rmSync(temporalDir, { recursive: true, force: true });
       // The fleet declared its queues (quorum queues, each holding files open) before it found Redis silent.
-      const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: 'test-e2e-silent-redis-cleanup' });
-      await connection.start();
-      const channel = await connection.channelModel!.createChannel();
-      channel.on('error', () => undefined);
-      await deleteNamespace(channel, namespace);
-      await connection.close();
+      await deleteFleetNamespace(namespace, 'test-e2e-silent-redis-cleanup');
     }
   });
 

@@ -7,11 +7,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { databaseBeside, deleteNamespace, StartedFleet } from '../../scripts/fleet';
+import { databaseBeside, StartedFleet } from '../../scripts/fleet';
+import { deleteFleetNamespace } from '../helpers/fleet';
 import { getConfig } from '../../shared/config';
 import { createPool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
-import { AmqpConnection } from '../../shared/messaging/connection';
 import { silentLogger } from '../../shared/observability/logger';
 import { workflowIdOf } from '../../shared/saga';
 import { bearer, fleetTokens, NO_RATE_LIMITS } from '../helpers/auth';
@@ -138,12 +138,7 @@ describe('tracing: one order is one trace', function () {
   after(async () => {
     await fleet?.stop();
     await receiver.close();
-    const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: 'test-e2e-tracing-cleanup' });
-    await connection.start();
-    const channel = await connection.channelModel!.createChannel();
-    channel.on('error', () => undefined);
-    await deleteNamespace(channel, namespace);
-    await connection.close();
+    await deleteFleetNamespace(namespace, 'test-e2e-tracing-cleanup');
     const admin = new URL(databaseUrl);
     admin.pathname = '/postgres';
     const pool = createPool(admin.toString(), 'test-e2e-tracing-admin', 1);

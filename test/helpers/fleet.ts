@@ -170,3 +170,16 @@ export const SAGA_ORDER: SagaOrder = {
 export function orderId(label = 'o'): string {
   return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/** Deletes every queue and exchange a fleet of `npm start` declared in the bus namespace, on a connection of its own. */
+export async function deleteFleetNamespace(namespace: string, connectionName: string): Promise<void> {
+  const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: connectionName });
+  await connection.start();
+  try {
+    const channel = await connection.channelModel!.createChannel();
+    channel.on('error', () => undefined);
+    await deleteNamespace(channel, namespace);
+  } finally {
+    await connection.close();
+  }
+}
