@@ -2,8 +2,8 @@
 # Starts RabbitMQ, Redis and PostgreSQL on this machine when one is down (local installs,
 # not Docker: for Docker use `docker compose up -d rabbitmq redis postgres`), restarts a
 # local RabbitMQ that runs but answers no client, and enables the RabbitMQ plugins the
-# project needs. Safe to run again. Names (rabbitmq, redis,
-# postgres) limit it to those services; the default is all three.
+# project needs. Safe to run again. Names (rabbitmq, redis, postgres) limit it to those
+# services; the default is all three.
 set -euo pipefail
 
 say() { echo "services: $*"; }
