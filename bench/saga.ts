@@ -121,7 +121,8 @@ export async function benchSaga(config: Config, sizes: SagaSizes): Promise<SagaF
     await fleet.stop();
     const amqp = new AmqpConnection({ url: config.amqpUrl, name: 'bench-saga-cleanup' });
     await amqp.start();
-    await deleteNamespace(await amqp.channelModel!.createChannel(), namespace);
+    const left = await deleteNamespace(amqp.channelModel!, namespace);
+    if (left.length > 0) console.warn(`bench: could not delete from the broker: ${left.join(', ')}`);
     await amqp.close();
     await db.end();
   }

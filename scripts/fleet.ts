@@ -10,8 +10,9 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Channel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import { childEnvironment } from '../shared/config';
+import { errorMessage } from '../shared/errors';
 import { queueNames, type Topology, coreTopology } from '../shared/messaging/topology';
 import { inventoryTopology } from '../workers/inventory/topology';
 import { notificationsTopology } from '../workers/notifications/topology';
@@ -239,14 +240,34 @@ export class StartedFleet {
   }
 }
 
-/** Deletes every queue and exchange of a bus namespace. */
-export async function deleteNamespace(channel: Channel, namespace: string): Promise<void> {
+/**
+ * Deletes every queue and exchange of a bus namespace. A delete that fails closes its
+ * channel, so the next one gets a fresh channel; what could not be deleted is returned, for
+ * the caller to say (a namespace left behind keeps its quorum queues' files open).
+ */
+export async function deleteNamespace(model: ChannelModel, namespace: string): Promise<string[]> {
+  const failed: string[] = [];
+  let channel: Channel | undefined;
+  const attempt = async (name: string, op: (c: Channel) => Promise<unknown>): Promise<void> => {
+    try {
+      if (!channel) {
+        channel = await model.createChannel();
+        channel.on('error', () => undefined); // the failing operation rejects with it
+      }
+      await op(channel);
+    } catch (err) {
+      channel = undefined;
+      failed.push(`${name} (${errorMessage(err)})`);
+    }
+  };
   for (const process of FLEET) {
     const topology = process.broker?.topology(namespace);
     if (!topology) continue;
-    for (const name of queueNames(topology)) await channel.deleteQueue(name).catch(() => undefined);
-    for (const e of topology.exchanges) await channel.deleteExchange(e.name).catch(() => undefined);
+    for (const name of queueNames(topology)) await attempt(name, (c) => c.deleteQueue(name));
+    for (const e of topology.exchanges) await attempt(e.name, (c) => c.deleteExchange(e.name));
   }
+  await channel?.close().catch(() => undefined);
+  return failed;
 }
 
 /**

@@ -309,7 +309,8 @@ runCli('chaos', async () => {
 
     checks.crashed.push(...fleet.exits.filter((line) => !line.includes('exited (SIGKILL)')));
     if (probe) await admin.deleteQueue(probe.queue).catch(() => undefined);
-    await deleteNamespace(admin, namespace);
+    const left = await deleteNamespace(amqp.channelModel!, namespace);
+    if (left.length > 0) console.warn(`chaos: could not delete from the broker: ${left.join(', ')}`);
   } finally {
     probe?.halt();
     await fleet.stop();

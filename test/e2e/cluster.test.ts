@@ -27,6 +27,7 @@ import { declareTopology, inNamespace } from '../../shared/messaging/topology';
 import { MessageValidator } from '../../shared/messaging/validator';
 import { silentLogger } from '../../shared/observability/logger';
 import { connectTemporal } from '../../shared/temporal/client';
+import { dropDatabase } from '../helpers/fleet';
 import { ROOT } from '../helpers/processes';
 import { freePort } from '../helpers/services';
 import { NO_RATE_LIMITS } from '../helpers/auth';
@@ -112,17 +113,14 @@ describe('the fleet on a 3-node RabbitMQ cluster, losing a node twice under traf
       if (channel) {
         channel.on('error', () => undefined);
         await channel.deleteQueue(probeQueue).catch(() => undefined);
-        await deleteNamespace(channel, namespace);
+        const left = await deleteNamespace(amqp.channelModel!, namespace);
+        expect(left, 'what the clean-up could not delete').to.deep.equal([]);
       }
       await amqp.close();
     }
     await temporal?.connection.close();
     await db?.end();
-    const admin = new URL(databaseUrl);
-    admin.pathname = '/postgres';
-    const pool = createPool(admin.toString(), 'test-e2e-cluster-admin', 1);
-    await pool.query(`DROP DATABASE IF EXISTS "${new URL(databaseUrl).pathname.slice(1)}" WITH (FORCE)`).catch(() => undefined);
-    await pool.end();
+    await dropDatabase(databaseUrl).catch(() => undefined);
     // A cluster someone had up stays up; one the test brought up goes down (its data stays).
     if (!wasUp) await cluster.down();
   });

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { checkConservation, checkEffects, checkOutcomes, moneyOf, openOrders, otherStockMoves, stockLevels, type Checks, type PlacedOrder, checkProjections, emptyChecks } from '../../scripts/chaos/checks';
 import { databaseBeside, StartedFleet } from '../../scripts/fleet';
-import { deleteFleetNamespace } from '../helpers/fleet';
+import { deleteFleetNamespace, dropDatabase } from '../helpers/fleet';
 import { getConfig } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
@@ -79,13 +79,12 @@ describe('npm start -- --replicas payments=2,order-projection=2', function () {
 
   after(async () => {
     await fleet?.stop();
-    await deleteFleetNamespace(namespace, 'test-e2e-replicas-cleanup');
     await db?.end();
-    const admin = new URL(databaseUrl);
-    admin.pathname = '/postgres';
-    const pool = createPool(admin.toString(), 'test-e2e-replicas-admin', 1);
-    await pool.query(`DROP DATABASE IF EXISTS "${new URL(databaseUrl).pathname.slice(1)}" WITH (FORCE)`).catch(() => undefined);
-    await pool.end();
+    try {
+      await deleteFleetNamespace(namespace, 'test-e2e-replicas-cleanup');
+    } finally {
+      await dropDatabase(databaseUrl);
+    }
   });
 
   it('runs each replica as a process of its own, named <process>#k, and gives each projection replica its share of the partitions first', async () => {

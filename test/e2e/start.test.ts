@@ -20,7 +20,7 @@ import { createPool, type Pool } from '../../shared/db';
 import { workflowIdOf } from '../../shared/saga';
 import { connectTemporal } from '../../shared/temporal/client';
 import { databaseBeside, FLEET } from '../../scripts/fleet';
-import { deleteFleetNamespace, storeUnpublishedOrder, TestFleet } from '../helpers/fleet';
+import { deleteFleetNamespace, dropDatabase, storeUnpublishedOrder, TestFleet } from '../helpers/fleet';
 import { asOperator, bearer, fleetTokens, NO_RATE_LIMITS } from '../helpers/auth';
 import { malformedOrders, VALID_ORDER } from '../helpers/orders';
 import { ROOT, runTs, type Child } from '../helpers/processes';
@@ -536,11 +536,7 @@ describe('npm start keeps every saga when its Temporal dev server or npm start i
     await db?.end();
     await fleet?.cleanup();
     if (temporalDir) rmSync(temporalDir, { recursive: true, force: true });
-    const admin = new URL(databaseUrl);
-    admin.pathname = '/postgres';
-    const pool = createPool(admin.toString(), 'test-e2e-restart-admin', 1);
-    await pool.query(`DROP DATABASE IF EXISTS "${new URL(databaseUrl).pathname.slice(1)}" WITH (FORCE)`);
-    await pool.end();
+    await dropDatabase(databaseUrl);
   });
 
   it('restarts the SIGKILLed dev server on the same file: every order in flight completes with its one saga, and the Temporal worker waits instead of exiting in a loop', async () => {

@@ -8,9 +8,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { databaseBeside, StartedFleet } from '../../scripts/fleet';
-import { deleteFleetNamespace } from '../helpers/fleet';
+import { deleteFleetNamespace, dropDatabase } from '../helpers/fleet';
 import { getConfig } from '../../shared/config';
-import { createPool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
 import { silentLogger } from '../../shared/observability/logger';
 import { workflowIdOf } from '../../shared/saga';
@@ -138,12 +137,11 @@ describe('tracing: one order is one trace', function () {
   after(async () => {
     await fleet?.stop();
     await receiver.close();
-    await deleteFleetNamespace(namespace, 'test-e2e-tracing-cleanup');
-    const admin = new URL(databaseUrl);
-    admin.pathname = '/postgres';
-    const pool = createPool(admin.toString(), 'test-e2e-tracing-admin', 1);
-    await pool.query(`DROP DATABASE IF EXISTS "${new URL(databaseUrl).pathname.slice(1)}" WITH (FORCE)`).catch(() => undefined);
-    await pool.end();
+    try {
+      await deleteFleetNamespace(namespace, 'test-e2e-tracing-cleanup');
+    } finally {
+      await dropDatabase(databaseUrl);
+    }
   });
 
   it("gives a fulfilled order's spans, from every process on its path, one trace with the right parents, and its log lines that trace", async () => {

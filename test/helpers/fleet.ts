@@ -110,9 +110,7 @@ export class TestFleet {
   async cleanup(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop()));
     await this.connection.waitUntilConnected(15_000);
-    const ch = await this.connection.channelModel!.createChannel();
-    ch.on('error', () => undefined);
-    await deleteNamespace(ch, this.namespace); // every queue and exchange of the fleet's topologies
+    await leftBehind(await deleteNamespace(this.connection.channelModel!, this.namespace)); // every queue and exchange of the fleet's topologies
     await this.connection.close();
     await this.db.end();
   }
@@ -176,10 +174,26 @@ export async function deleteFleetNamespace(namespace: string, connectionName: st
   const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: connectionName });
   await connection.start();
   try {
-    const channel = await connection.channelModel!.createChannel();
-    channel.on('error', () => undefined);
-    await deleteNamespace(channel, namespace);
+    await leftBehind(await deleteNamespace(connection.channelModel!, namespace));
   } finally {
     await connection.close();
   }
+}
+
+/** Drops the database a URL names (one a test made beside the configured one), connected to "postgres". */
+export async function dropDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.slice(1));
+  url.pathname = '/postgres';
+  const admin = createPool(url.toString(), 'test-drop-database', 1);
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '""')}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** A test's clean-up that could not delete part of its bus namespace fails, naming what it left. */
+async function leftBehind(failed: string[]): Promise<void> {
+  if (failed.length > 0) throw new Error(`could not delete from the broker: ${failed.join(', ')}`);
 }

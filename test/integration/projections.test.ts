@@ -29,6 +29,7 @@ import { ProjectionFollower } from '../../shared/projections/follow';
 import { RebuildRunningError, rebuildProjection, shadowTable } from '../../shared/projections/rebuild';
 import { startCustomerOrders } from '../../workers/customer-orders';
 import { OrderProjection } from '../../workers/order-projection/handler';
+import { dropDatabase } from '../helpers/fleet';
 import { runTs } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
 
@@ -63,13 +64,7 @@ describe('projections of the event store', function () {
   });
   after(async () => {
     await db?.end();
-    const admin = new URL(databaseUrl);
-    const database = decodeURIComponent(admin.pathname.slice(1));
-    admin.pathname = '/postgres';
-    const c = new Client({ connectionString: admin.toString() });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS "${database.replace(/"/g, '""')}" WITH (FORCE)`);
-    await c.end();
+    await dropDatabase(databaseUrl);
   });
 
   const order = (customerId: string, unitPrice = 12.5): NewOrder => ({

@@ -9,7 +9,6 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { databaseBeside } from '../../scripts/fleet';
 import { getConfig } from '../../shared/config';
-import { createPool } from '../../shared/db';
 import { createLogger } from '../../shared/observability/logger';
 import { SAGA, workflowIdOf } from '../../shared/saga';
 import { devServer } from '../../shared/temporal/binaries';
@@ -21,7 +20,7 @@ import { shippingWorker } from '../../workers/shipping';
 import { sagaBridgeWorker } from '../../workers/saga-bridge';
 import { reconcileAll } from '../../workers/saga-bridge/reconciler';
 import { startSagaWorker } from '../../workers/temporal/worker';
-import { SAGA_ORDER, TestFleet, type SagaOrder } from '../helpers/fleet';
+import { dropDatabase, SAGA_ORDER, TestFleet, type SagaOrder } from '../helpers/fleet';
 import { runTs } from '../helpers/processes';
 import { freePort } from '../helpers/services';
 import { eventually } from '../helpers/wait';
@@ -72,11 +71,7 @@ describe('the reconciler, on a Temporal dev server and the real fleet', function
   });
   after(async () => {
     await env?.teardown();
-    const adminUrl = new URL(databaseUrl);
-    adminUrl.pathname = '/postgres';
-    const admin = createPool(adminUrl.toString(), 'test-reconcile-admin', 1);
-    await admin.query(`DROP DATABASE IF EXISTS "${new URL(databaseUrl).pathname.slice(1)}" WITH (FORCE)`);
-    await admin.end();
+    await dropDatabase(databaseUrl);
   });
   beforeEach(async () => {
     fleet = await TestFleet.create({ databaseUrl });

@@ -10,7 +10,6 @@ import { container } from 'tsyringe';
 import { databaseBeside } from '../../scripts/fleet';
 import type { WhereIsFacts } from '../../scripts/where-is-facts';
 import { getConfig } from '../../shared/config';
-import { createPool } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import { HEADERS } from '../../shared/messaging/headers';
 import { newEnvelope } from '../../shared/messaging/new-envelope';
@@ -25,7 +24,7 @@ import { paymentsWorker } from '../../workers/payments';
 import { sagaBridgeWorker } from '../../workers/saga-bridge';
 import { shippingWorker } from '../../workers/shipping';
 import { startSagaWorker } from '../../workers/temporal/worker';
-import { TestFleet, type SagaOrder } from '../helpers/fleet';
+import { dropDatabase, TestFleet, type SagaOrder } from '../helpers/fleet';
 import { runTs, type Child } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
 
@@ -73,11 +72,7 @@ describe('npm run where-is, on a Temporal dev server and the real fleet', functi
   });
   after(async () => {
     await env?.teardown();
-    const adminUrl = new URL(databaseUrl);
-    adminUrl.pathname = '/postgres';
-    const admin = createPool(adminUrl.toString(), 'test-where-is-admin', 1);
-    await admin.query(`DROP DATABASE IF EXISTS "${new URL(databaseUrl).pathname.slice(1)}" WITH (FORCE)`);
-    await admin.end();
+    await dropDatabase(databaseUrl);
   });
   beforeEach(async () => {
     fleet = await TestFleet.create({ databaseUrl });
