@@ -106,11 +106,18 @@ export async function orderFulfillment(input: SagaInput): Promise<SagaStatus> {
   const steps = new CancellationScope();
   let shipped = false;
   let customerCancelled = false;
+  /** Why the saga stopped, once it has (then it compensates); undefined while it goes on, and when it fulfils. */
+  let reason: Reason | undefined;
+  let failedStep: SagaStep | undefined;
 
-  /** Once the shipment is scheduled, or the outcome recorded, the order can no longer be cancelled. */
+  /**
+   * Once the shipment is scheduled, the outcome recorded, or the saga stopped for another
+   * reason (it compensates towards that outcome), the order can no longer be cancelled by the customer.
+   */
   function refusal(): { reason: CancelRefusal; message: string } | undefined {
     const outcome = status.outcome ?? recordOutcome?.outcome;
     if (outcome) return { reason: 'order_final', message: `the order is already ${outcome}` };
+    if (reason !== undefined && reason !== 'customer_cancelled') return { reason: 'order_final', message: `the order is being cancelled (${reason})` };
     if (shipped) return { reason: 'already_shipped', message: 'the shipment is already scheduled; the order can no longer be cancelled' };
     return undefined;
   }
@@ -157,8 +164,6 @@ export async function orderFulfillment(input: SagaInput): Promise<SagaStatus> {
     status.completedSteps.push(activity);
   }
 
-  let reason: Reason | undefined;
-  let failedStep: SagaStep | undefined;
   if (recordOutcome) {
     // A closed run did the steps (and any compensations) and reached this outcome; only its
     // record in the order store is missing. Running the steps again could reach another one.

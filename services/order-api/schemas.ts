@@ -97,7 +97,7 @@ export const PayloadTooLarge = ErrorBody('The body is over 64 KiB (the rest of i
 export const UnsupportedMediaType = ErrorBody('The body is not sent as application/json.', ['unsupported_media_type']);
 export const Unavailable = ErrorBody('A dependency (PostgreSQL, or Temporal for a cancellation) does not answer: retry later.', ['unavailable']);
 export const CannotCancel = ErrorBody(
-  "Too late to cancel, or a conflict. cannot_cancel: the shipment is scheduled (reason already_shipped); order_final: the order is final, or has no running saga; concurrent_modification: another request changed the order between this one's read and its write (read the order and retry).",
+  "Too late to cancel, or a conflict. cannot_cancel: the shipment is scheduled (reason already_shipped); order_final: the order is final, is being cancelled for another reason, or has no running saga; concurrent_modification: another request changed the order between this one's read and its write (read the order and retry).",
   ['cannot_cancel', 'order_final', 'concurrent_modification'],
   { reason: Type.Optional(OneOf(CANCEL_REFUSALS)) },
 );

@@ -237,6 +237,28 @@ describe('orderFulfillment saga (time-skipping server, mocked activities)', func
     expect(calls).to.not.include('cancelShipment');
   });
 
+  it('refuses the requestCancellation update while the saga compensates a business failure: the order ends with that reason', async () => {
+    const calls: string[] = [];
+    let releaseRefund!: () => void;
+    let refusal: unknown;
+    const result = await saga(
+      mocks(calls, { reserveStock: businessFailure('inventory.rejected'), refundPayment: () => new Promise<void>((r) => (releaseRefund = r)) }),
+      async (handle) => {
+        await eventually(() => calls.includes('refundPayment'), { what: 'the refund to start' });
+        refusal = await handle.executeUpdate(SAGA.cancelUpdate).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        releaseRefund();
+      },
+    );
+    expect(refusal).to.be.instanceOf(WorkflowUpdateFailedError);
+    const cause = (refusal as WorkflowUpdateFailedError).cause as ApplicationFailure;
+    expect(cause.type).to.equal('order_final');
+    expect(cause.message).to.equal('the order is being cancelled (out_of_stock)');
+    expect(result).to.deep.include({ outcome: 'cancelled', cancellationReason: 'out_of_stock', compensationsRun: ['refundPayment'] });
+  });
+
   it('records an outcome the reconciler found in a completed run, running no step and no compensation again', async () => {
     const cases: Array<[RecordedOutcome, string]> = [
       [{ outcome: 'fulfilled' }, 'markOrderFulfilled'],
