@@ -96,21 +96,29 @@ export class OutboxRelay {
     }
   }
 
-  /** Claims, publishes and marks one batch; returns how many rows it published. */
+  /**
+   * Claims, publishes and marks one batch; returns how many rows it published. The rows the
+   * broker confirmed are marked sent even when others failed: those stay unsent, and the
+   * first failure is thrown once the marks are committed (so one event that cannot go out,
+   * such as one PUBLISH_HOLD_BACK cannot carry, holds back no other).
+   */
   async drainOnce(): Promise<number> {
-    const published = await withTransaction(this.db, async (tx) => {
+    const { published, failure } = await withTransaction(this.db, async (tx) => {
       const rows = await tx.query<{ id: string; envelope: Envelope; trace_context: TraceCarrier | null }>(
         'SELECT position AS id, envelope, trace_context FROM orders.events WHERE sent_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED',
         [this.batchSize],
       );
-      if (rows.rows.length === 0) return 0;
+      if (rows.rows.length === 0) return { published: 0, failure: undefined };
       // Each event's publish span is a child of the span that appended it: one order, one trace.
-      await Promise.all(rows.rows.map((r) => withTraceContext(r.trace_context, () => this.publisher.publishEnvelope(r.envelope))));
-      await this.options.beforeMark?.(rows.rows.map((r) => r.envelope.eventId));
-      await tx.query('UPDATE orders.events SET sent_at = now() WHERE position = ANY($1::bigint[])', [rows.rows.map((r) => r.id)]);
-      return rows.rows.length;
+      const results = await Promise.allSettled(rows.rows.map((r) => withTraceContext(r.trace_context, () => this.publisher.publishEnvelope(r.envelope))));
+      const sent = rows.rows.filter((_, i) => results[i]!.status === 'fulfilled');
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      await this.options.beforeMark?.(sent.map((r) => r.envelope.eventId));
+      if (sent.length > 0) await tx.query('UPDATE orders.events SET sent_at = now() WHERE position = ANY($1::bigint[])', [sent.map((r) => r.id)]);
+      return { published: sent.length, failure: failed };
     });
     relayed.inc(published);
+    if (failure) throw failure.reason;
     return published;
   }
 
