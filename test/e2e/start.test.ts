@@ -138,7 +138,9 @@ describe('npm start', function () {
     temporal = await connectTemporal({ ...getConfig(), temporalAddress: env.TEMPORAL_ADDRESS! });
   });
   after(async () => {
-    start?.kill('SIGKILL');
+    // Ctrl-C, as a user stops it: a SIGKILL of npm start alone would leave its processes running.
+    start?.kill('SIGINT');
+    await start?.exited(60_000).catch(() => start?.kill('SIGKILL'));
     await temporal?.connection.close();
     await db?.end();
     await fleet?.cleanup();
