@@ -107,7 +107,7 @@ runCli('publish', async () => {
       const bodyId = eventIdOf(content);
       for (let sent = 0; sent < args.count; sent += CHUNK) {
         const ids = Array.from({ length: Math.min(CHUNK, args.count - sent) }, () => bodyId ?? newId());
-        await Promise.all(ids.map((messageId) => bus.publisher.publish({ exchange: args.exchange, routingKey: args.routingKey, content, options: { messageId, mandatory: true } })));
+        await Promise.all(ids.map((messageId) => bus.publisher.publish({ exchange, routingKey: args.routingKey, content, options: { messageId, mandatory: true } })));
         for (const id of ids) console.log(id);
       }
       return 0;

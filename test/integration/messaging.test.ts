@@ -6,7 +6,7 @@ import { LeaseLostError, PermanentError, PublishNackedError, TransientError } fr
 import type { Envelope } from '../../shared/events';
 import { HEADERS } from '../../shared/messaging/headers';
 import { newEnvelope } from '../../shared/messaging/new-envelope';
-import { dlqName, queueNames, waitQueueName } from '../../shared/messaging/topology';
+import { dlqName, inNamespace, queueNames, waitQueueName } from '../../shared/messaging/topology';
 import { captureData, TestBus } from '../helpers/bus';
 import { uniqueName } from '../helpers/names';
 import { eventually, holds } from '../helpers/wait';
@@ -17,12 +17,21 @@ function header(m: GetMessage, name: string): unknown {
   return Buffer.isBuffer(v) ? v.toString() : v;
 }
 
+/**
+ * The bus namespace of this file's publishers (a test fleet's shape): a handler's results go to
+ * its catalog exchanges, never to those a fleet of the default namespace on this broker reads.
+ */
+const NAMESPACE = `t${Date.now().toString(36)}msg`;
+const PAYMENTS = inNamespace(NAMESPACE, 'payments');
+
 describe('messaging core (RabbitMQ + Redis)', () => {
   let bus: TestBus;
   beforeEach(async () => {
-    bus = await TestBus.create();
+    bus = await TestBus.create({ namespace: NAMESPACE });
+    await bus.admin.assertExchange(PAYMENTS, 'topic', { durable: false, autoDelete: false });
   });
   afterEach(async () => {
+    await bus.admin.deleteExchange(PAYMENTS);
     await bus.cleanup();
   });
 
@@ -197,9 +206,8 @@ describe('messaging core (RabbitMQ + Redis)', () => {
           return { publish: [event] };
         },
       });
-      // Results go to the catalog's exchange ("payments"); route them to this test's exchange instead.
-      await bus.admin.assertExchange('payments', 'topic', { durable: true });
-      await bus.admin.bindExchange(bus.exchange, 'payments', 'payment.captured');
+      // Results go to the catalog's exchange ("payments" of the namespace); route them to this test's exchange instead.
+      await bus.admin.bindExchange(bus.exchange, PAYMENTS, 'payment.captured');
       try {
         const cmd = await bus.send('payments.capture', captureData('o-dup'), { aggregateId: 'o-dup' });
         await eventually(() => results.length === 1, { what: 'the first result' });
@@ -209,7 +217,7 @@ describe('messaging core (RabbitMQ + Redis)', () => {
         expect(results[1]).to.deep.equal(results[0]);
         expect(results[0]?.causationId).to.equal(cmd.eventId);
       } finally {
-        await bus.admin.unbindExchange(bus.exchange, 'payments', 'payment.captured');
+        await bus.admin.unbindExchange(bus.exchange, PAYMENTS, 'payment.captured');
       }
     });
 
@@ -445,9 +453,8 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       const captured: Envelope[] = [];
       const results = bus.queue('lease-publish-results', { bind: [[bus.exchange, 'payment.captured']] });
       await bus.consumer(results, { 'payment.captured': async (e) => void captured.push(e) }, { dedup: null });
-      // Results go to the catalog's exchange ("payments"); route them to this test's exchange.
-      await bus.admin.assertExchange('payments', 'topic', { durable: true });
-      await bus.admin.bindExchange(bus.exchange, 'payments', 'payment.captured');
+      // Results go to the catalog's exchange ("payments" of the namespace); route them to this test's exchange.
+      await bus.admin.bindExchange(bus.exchange, PAYMENTS, 'payment.captured');
       const sent = await bus.send('payments.capture', captureData('o-lease-publish'), { aggregateId: 'o-lease-publish' });
       try {
         await eventually(() => publishing, { what: 'the result to be on its way' });
@@ -462,7 +469,7 @@ describe('messaging core (RabbitMQ + Redis)', () => {
         await eventually(() => captured.length === 1, { what: 'the result' });
         await holds(() => runs === 1 && captured.length === 1, 1_000, 'handled and emitted once');
       } finally {
-        await bus.admin.unbindExchange(bus.exchange, 'payments', 'payment.captured');
+        await bus.admin.unbindExchange(bus.exchange, PAYMENTS, 'payment.captured');
       }
     });
 

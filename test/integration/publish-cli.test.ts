@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dlqName } from '../../shared/messaging/topology';
+import { coreTopology, dlqName, inNamespace, queueNames } from '../../shared/messaging/topology';
 import { newEnvelope } from '../../shared/messaging/new-envelope';
 import { captureData, TestBus } from '../helpers/bus';
 import { runTs } from '../helpers/processes';
@@ -17,8 +17,15 @@ function file(name: string, content: string): string {
   return path;
 }
 
+/**
+ * The tool's bus namespace (a test fleet's shape, found stale if a run is killed): what it
+ * publishes reaches no fleet of the default namespace on this broker.
+ */
+const NAMESPACE = `t${Date.now().toString(36)}pub`;
+const COMMANDS = inNamespace(NAMESPACE, 'commands');
+
 async function publish(args: string[]): Promise<{ code: number | null; out: string[] }> {
-  const child = runTs('scripts/publish.ts', args);
+  const child = runTs('scripts/publish.ts', args, { BUS_NAMESPACE: NAMESPACE });
   const { code } = await child.exited(30_000);
   return { code, out: child.output.filter((l) => l.trim() !== '') };
 }
@@ -30,13 +37,21 @@ describe('npm run publish', function () {
   beforeEach(async () => {
     bus = await TestBus.create();
     // The tool publishes to the catalog's exchange; a queue of this test listens there.
-    const spec = bus.queue('publish-cli', { bind: [['commands', 'payments.capture']] });
-    await bus.admin.assertExchange('commands', 'topic', { durable: true });
+    const spec = bus.queue('publish-cli', { bind: [[COMMANDS, 'payments.capture']] });
+    await bus.admin.assertExchange(COMMANDS, 'topic', { durable: true });
     await bus.consumer(spec, {}).then((c) => c.stop()); // declares the queue, consumes nothing
     queue = spec.name;
   });
   afterEach(async () => {
     await bus.cleanup();
+  });
+  after(async () => {
+    // The tool declares its namespace's core exchanges and archive.
+    const cleanup = await TestBus.create();
+    const core = coreTopology(NAMESPACE);
+    for (const name of queueNames(core)) await cleanup.admin.deleteQueue(name);
+    for (const e of core.exchanges) await cleanup.admin.deleteExchange(e.name);
+    await cleanup.cleanup();
   });
 
   it('validates and publishes --count copies, printing each eventId', async () => {
@@ -66,7 +81,7 @@ describe('npm run publish', function () {
   });
 
   it('sends anything with --raw (poison for testing), and the consumer dead-letters it', async () => {
-    const spec = bus.queue('raw-target', { bind: [['commands', 'payments.capture']] });
+    const spec = bus.queue('raw-target', { bind: [[COMMANDS, 'payments.capture']] });
     await bus.consumer(spec, { 'payments.capture': async () => undefined });
     const { code } = await publish(['--exchange', 'commands', '--routing-key', 'payments.capture', '--file', file('junk.txt', 'not json at all'), '--raw']);
     expect(code).to.equal(0);
@@ -74,7 +89,7 @@ describe('npm run publish', function () {
   });
 
   it('sends a raw valid envelope under its own eventId, so the consumer handles it once however many copies go', async () => {
-    const spec = bus.queue('raw-valid', { bind: [['commands', 'payments.capture']] });
+    const spec = bus.queue('raw-valid', { bind: [[COMMANDS, 'payments.capture']] });
     const handled: string[] = [];
     await bus.consumer(spec, { 'payments.capture': async (e) => void handled.push(e.eventId) });
     const envelope = newEnvelope('payments.capture', captureData('o-raw'), { aggregateId: 'o-raw' });
