@@ -102,6 +102,10 @@ export function createOrderStoreActivities(db: Pool): OrderStoreActivities {
     }
     // On the activity's span (tracing on): the saga's outcome, and why for a cancellation.
     recordOnActiveSpan(`order.${outcome.outcome}`, outcome.outcome === 'cancelled' ? { reason: outcome.reason, ...(outcome.failedStep ? { failed_step: outcome.failedStep } : {}) } : {});
+    if (recorded === 'ended_otherwise') {
+      // Another run or path recorded a different outcome first; the order store keeps that one.
+      Context.current().log.warn('the order store holds another outcome for this order; this one is not recorded', { orderId, outcome: outcome.outcome });
+    }
     // A retry (or another run) finds it recorded already: each saga is counted once.
     if (recorded !== 'recorded') return;
     sagasFinished.inc({ outcome: outcome.outcome, reason: outcome.outcome === 'cancelled' ? outcome.reason : '' });
