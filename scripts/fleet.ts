@@ -147,11 +147,33 @@ export function parseReplicas(text: string): Map<string, number> {
   return counts;
 }
 
+/** The exits of a fleet's processes, read from `npm start`'s output line by line. */
+export class FleetExits {
+  /** `[start]`'s line for each exit, with the process's last fatal log line unless it was SIGKILLed. */
+  readonly lines: string[] = [];
+  private readonly lastFatal = new Map<string, string>();
+
+  see(line: string): void {
+    const fatal = /^\[(\S+)\] (\{.*"level":60.*\})$/.exec(line);
+    if (fatal) this.lastFatal.set(fatal[1]!, fatalWords(fatal[2]!));
+    const exit = /^\[start\] (\S+) (exited|failed \d+ times)/.exec(line);
+    if (!exit) return;
+    // An exit nobody caused names its cause, so that a chaos report says why it crashed.
+    const words = line.includes('(SIGKILL)') ? undefined : this.lastFatal.get(exit[1]!);
+    this.lines.push(words ? `${line}; its last fatal line: ${words}` : line);
+    this.lastFatal.delete(exit[1]!);
+  }
+}
+
 /** `npm start` as a child process, with the pid of each process it runs. */
 export class StartedFleet {
   readonly lines: string[] = [];
   readonly pids = new Map<string, number>();
-  readonly exits: string[] = [];
+  private readonly exitLog = new FleetExits();
+  /** `[start]`'s line for each exit of a process: FleetExits.lines. */
+  get exits(): string[] {
+    return this.exitLog.lines;
+  }
   private readonly child;
   /** A folder of its own for the Temporal state, when the caller named no file: removed by stop(). */
   private readonly ownDataDir?: string;
@@ -178,7 +200,7 @@ export class StartedFleet {
         log?.write(`${line}\n`);
         const running = /^\[start\] (\S+) running \(pid (\d+)\)/.exec(line);
         if (running) this.pids.set(running[1]!, Number(running[2]));
-        if (/^\[start\] \S+ (exited|failed \d+ times)/.test(line)) this.exits.push(line);
+        this.exitLog.see(line);
       }
       if (this.lines.length > 20_000) this.lines.splice(0, 10_000);
     };
@@ -279,4 +301,14 @@ export function databaseBeside(databaseUrl: string, suffix: string): string {
   const url = new URL(databaseUrl);
   url.pathname = `${url.pathname.replace(/\/$/, '') || '/fulfillment'}_${suffix}`;
   return url.toString();
+}
+
+/** A fatal pino line in a few words: its message and error. */
+function fatalWords(json: string): string {
+  try {
+    const entry = JSON.parse(json) as { msg?: unknown; err?: unknown };
+    return [entry.msg, entry.err].filter((part) => typeof part === 'string' && part !== '').join(': ');
+  } catch {
+    return json;
+  }
 }

@@ -85,8 +85,15 @@ function observe(pool: Pool, err?: unknown): void {
   else if (postgresUnavailable(err)) watch.down(err.cause ?? err);
 }
 
-/** The driver's own words for a server that cannot be reached or stopped answering. */
-const UNREACHABLE = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|^timeout expired$|^Query read timeout$/i;
+/**
+ * The driver's and the server's own words for a server that cannot be reached, stopped
+ * answering or is restarting. Read from the message too, not just the code: node-pg-migrate
+ * rethrows some errors as a new Error that keeps only the text ("Unable to ensure migrations
+ * table: error: terminating connection due to administrator command"), and a process starting
+ * while PostgreSQL restarted then exited instead of waiting (found by the chaos run).
+ */
+const UNREACHABLE =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|^timeout expired$|^Query read timeout$|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)|\b(ECONNREFUSED|ECONNRESET|EPIPE)\b/i;
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '53300']);
 

@@ -83,6 +83,31 @@ describe('database migrations', function () {
     }
   });
 
+  it('waits out a PostgreSQL restart that cuts its connection mid-migration, whichever statement it was on (found by the chaos run)', async () => {
+    // A restart terminates every backend ("terminating connection due to administrator
+    // command"). Here another session does the same every 20–60 ms while a process migrates
+    // again and again; node-pg-migrate rethrows some of those errors as text only.
+    const killer = admin();
+    await killer.connect();
+    let stop = false;
+    let killed = 0;
+    const killing = (async () => {
+      while (!stop) {
+        const r = await killer.query<{ n: string }>('SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+        killed += Number(r.rows[0]!.n);
+        await new Promise((done) => setTimeout(done, 20 + Math.random() * 40));
+      }
+    })();
+    try {
+      for (let i = 0; i < 80; i++) expect(await migrate(url.toString(), undefined, { waitForDatabaseMs: 30_000 })).to.deep.equal([]);
+    } finally {
+      stop = true;
+      await killing;
+      await killer.end();
+    }
+    expect(killed, 'connections cut while migrating').to.be.at.least(5);
+  });
+
   it('gives every order placed before the event store its stream: order.placed as the outbox had it (unsent if it was), the outcome under the saga\'s own event id', async () => {
     const name2 = `${name}_es`;
     const before = new URL(url);
