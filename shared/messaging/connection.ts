@@ -26,6 +26,11 @@ export class AmqpSetupTimeoutError extends Error {
   override name = 'AmqpSetupTimeoutError';
 }
 
+/** The connection closed, refusing nothing, while a setup hook ran on it: the hook runs again on the next one. */
+class SetupConnectionLostError extends Error {
+  override name = 'SetupConnectionLostError';
+}
+
 export type SetupHook = (model: ChannelModel) => Promise<void>;
 
 /**
@@ -129,6 +134,8 @@ export class AmqpConnection extends EventEmitter {
   private blocked = false;
   private readonly watch: DependencyWatch;
   private readonly nodes: Nodes;
+  /** How many connects completed their setup: every hook registered before one ran on it. */
+  private connects = 0;
 
   constructor(private readonly options: AmqpConnectionOptions) {
     super();
@@ -192,6 +199,7 @@ export class AmqpConnection extends EventEmitter {
     });
     this.model.on('connect', (model: ChannelModel) => {
       this.current = model;
+      this.connects++;
       this.watch.up();
       this.logger.info({ broker: this.nodes.current }, 'amqp connected');
       const waiters = this.readyWaiters;
@@ -243,7 +251,17 @@ export class AmqpConnection extends EventEmitter {
    */
   async addSetup(hook: SetupHook): Promise<() => void> {
     this.hooks.push(hook);
-    if (this.current) await this.runHook(this.current, hook);
+    const connects = this.connects;
+    if (this.current) {
+      try {
+        await this.runHook(this.current, hook);
+      } catch (err) {
+        // Lost while it ran (a broker restarting as the process starts): it runs again, with
+        // every other hook, on the next connection, and it has done its work once that is up.
+        if (!(err instanceof SetupConnectionLostError)) throw err;
+        if (this.connects === connects) await this.nextConnect();
+      }
+    }
     return () => {
       const i = this.hooks.indexOf(hook);
       if (i >= 0) this.hooks.splice(i, 1);
@@ -257,16 +275,36 @@ export class AmqpConnection extends EventEmitter {
    */
   private async runHook(model: ChannelModel, hook: SetupHook): Promise<void> {
     let onClose: (err?: unknown) => void = () => undefined;
-    const closed = new Promise<unknown>((done) => (onClose = done));
+    let connectionClosed = false;
+    const closed = new Promise<unknown>((done) => (onClose = done)).finally(() => (connectionClosed = true));
     model.once('close', onClose);
     try {
       await hook(model);
     } catch (err) {
       // The hook fails as soon as its channel goes; the close may come a moment later.
-      throw (await refusalBehind(err, closed)) ?? err;
+      const refusal = await refusalBehind(err, closed);
+      if (refusal) throw refusal;
+      if (connectionClosed) throw new SetupConnectionLostError(`the connection closed while a setup hook ran: ${errorMessage(err)}`, { cause: err });
+      throw err;
     } finally {
       model.off('close', onClose);
     }
+  }
+
+  /** Resolves on the next connect, its setup done; rejects if the connection is closed first. */
+  private nextConnect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onConnect = (): void => {
+        this.off('closed', onClosed);
+        resolve();
+      };
+      const onClosed = (): void => {
+        this.off('connect', onConnect);
+        reject(new Error('the amqp connection was closed before it connected again'));
+      };
+      this.once('connect', onConnect);
+      this.once('closed', onClosed);
+    });
   }
 
   /** Resolves when connected, or rejects after timeoutMs. */
@@ -287,6 +325,7 @@ export class AmqpConnection extends EventEmitter {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.emit('closed');
     this.watch.close();
     try {
       await this.model?.close();

@@ -93,6 +93,29 @@ describe('messaging under failure', () => {
     }
   });
 
+  it('finishes a setup hook that lost its connection while it ran on the next connection, instead of failing the start of the process', async () => {
+    // A process declares its topology, opens its publisher and subscribes through addSetup as
+    // it starts: a broker restart or close_all_connections in that moment made it exit 1.
+    const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: 'lost-during-add-setup' });
+    await connection.start();
+    try {
+      const models: ChannelModel[] = [];
+      await connection.addSetup(async (model) => {
+        models.push(model);
+        if (models.length === 1) {
+          resetSocket(model);
+          await sleep(100);
+        }
+        const channel = await model.createChannel();
+        await channel.close();
+      });
+      expect(models).to.have.length(2);
+      expect(connection.channelModel).to.equal(models[1]);
+    } finally {
+      await connection.close();
+    }
+  });
+
   it('holds messages while Redis is down and handles each once after it is back', async function () {
     this.timeout(60_000);
     const redisServer = await PrivateRedis.start();
