@@ -13,7 +13,7 @@ import { getConfig, parseAmqpUrls, redact } from '../config';
 import { errorMessage } from '../errors';
 import { DependencyWatch } from '../observability/dependency-watch';
 import { silentLogger, type Logger } from '../observability/logger';
-import { refusalBehind } from './topology';
+import { declareTopology, refusalBehind, type Topology } from './topology';
 
 /**
  * How long the setup hooks of one connect (channels, the topology: up to 24 quorum queues for
@@ -289,6 +289,18 @@ export class AmqpConnection extends EventEmitter {
     } finally {
       model.off('close', onClose);
     }
+  }
+
+  /** Declares a topology now and after every reconnect, on a channel of its own. */
+  async declareOnEveryConnect(topology: Topology): Promise<void> {
+    await this.addSetup(async (model) => {
+      const channel = await model.createChannel();
+      // A refused declare rejects with the broker's reason; without a listener amqplib would
+      // also take the whole connection down over it.
+      channel.on('error', () => undefined);
+      await declareTopology(channel, topology);
+      await channel.close();
+    });
   }
 
   /** Resolves on the next connect, its setup done; rejects if the connection is closed first. */

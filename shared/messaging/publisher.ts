@@ -17,7 +17,7 @@ import { silentLogger, type Logger } from '../observability/logger';
 import { processRegistry } from '../observability/metrics';
 import { AmqpConnection as AmqpConnectionClass, type AmqpConnection } from './connection';
 import { HEADERS, stringHeader } from './headers';
-import { coreTopology, declareTopology, inNamespace } from './topology';
+import { coreTopology, inNamespace } from './topology';
 import type { MessageValidator } from './validator';
 
 const published = new Counter<'exchange' | 'outcome'>({
@@ -352,11 +352,7 @@ export async function connectPublisher(
 ): Promise<{ connection: AmqpConnection; publisher: Publisher }> {
   const connection = new AmqpConnectionClass({ url: config.amqpUrl, name, logger });
   await connection.start();
-  await connection.addSetup(async (model) => {
-    const channel = await model.createChannel();
-    await declareTopology(channel, coreTopology(config.busNamespace));
-    await channel.close();
-  });
+  await connection.declareOnEveryConnect(coreTopology(config.busNamespace));
   const publisher = new Publisher(connection, validator, { namespace: config.busNamespace, holdBack: config.publishHoldBack, logger });
   await publisher.start();
   return { connection, publisher };

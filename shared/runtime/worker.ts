@@ -14,7 +14,7 @@ import { AmqpConnection } from '../messaging/connection';
 import { Consumer } from '../messaging/consumer';
 import type { HandlerMap } from '../messaging/handler';
 import { Publisher } from '../messaging/publisher';
-import { declareTopology, type QueueSpec, type Topology } from '../messaging/topology';
+import type { QueueSpec, Topology } from '../messaging/topology';
 import { MessageValidator } from '../messaging/validator';
 
 export interface ConsumerDefinition {
@@ -86,14 +86,7 @@ export async function startWorker(definition: WorkerDefinition, config: Config, 
   await migrate(config.databaseUrl, logger, { waitForDatabaseMs: STARTUP_DATABASE_WAIT_MS });
   const topology = definition.topology(config.busNamespace);
   await connection.start();
-  await connection.addSetup(async (model) => {
-    const channel = await model.createChannel();
-    // A refused declare rejects with the broker's reason; without a listener amqplib would
-    // also take the whole connection down over it.
-    channel.on('error', () => undefined);
-    await declareTopology(channel, topology);
-    await channel.close();
-  });
+  await connection.declareOnEveryConnect(topology);
   await publisher.start();
   const consumers = definition.consumers(container, topology).map(
     (c) =>
