@@ -104,8 +104,6 @@ export interface AppDeps {
   registry?: Registry;
   /** Largest accepted body in bytes. Default 64 KiB */
   bodyLimit?: number;
-  /** How long each readiness check may take, in ms. Default READINESS_CHECK_DEADLINE_MS */
-  readinessDeadlineMs?: number;
 }
 
 /** Validates query strings and path parameters the way a query string needs: its numbers come as text. */
@@ -264,7 +262,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
     api.get('/healthz', { schema: { summary: 'Liveness', tags: ['operations'], security: [], response: { 200: Health } } }, async () => ({ status: 'ok' }));
     api.get('/readyz', { schema: { summary: 'Readiness', tags: ['operations'], security: [], response: { 200: Readiness, 503: Readiness } } }, async (_req, reply) => {
-      const down = await failedReadinessChecks(deps.readiness, deps.readinessDeadlineMs);
+      const down = await failedReadinessChecks(deps.readiness);
       return reply.status(down.length === 0 ? 200 : 503).send({ status: down.length === 0 ? 'ready' : 'not_ready', down });
     });
     api.get(OPENAPI_PATH, { schema: { summary: 'This API, as OpenAPI 3.1', tags: ['operations'], security: [], response: { 200: OpenApiDocument, 429: TooManyRequests } } }, async () => app.swagger());
