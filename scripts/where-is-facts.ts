@@ -5,13 +5,11 @@
 // activity → SAGA_STEPS → its command → the fleet's queue bound to that command.
 import { catalog, type MessageType } from '../shared/events';
 import { dlqName, inNamespace } from '../shared/messaging/topology';
-import { SAGA_REPLY_TYPES, SAGA_STEPS, type SagaStatus } from '../shared/saga';
+import { SAGA_MAX_RETRY_INTERVAL_MS, SAGA_REPLY_TYPES, SAGA_STEPS, type SagaStatus } from '../shared/saga';
 import { FLEET } from './fleet';
 
 /** How long something may look stuck before the verdict calls it stuck (an event unsent, a read model behind, a task not picked up). */
 export const STALE_AFTER_MS = 10_000;
-/** The saga retries a step at most a minute after its last attempt failed (workflows/order-fulfillment.ts). */
-const MAX_RETRY_INTERVAL_MS = 60_000;
 
 export type OrderStatus = 'accepted' | 'fulfilled' | 'cancelled';
 
@@ -286,8 +284,9 @@ function runningVerdict(f: WhereIsFacts, wf: Extract<WorkflowFacts, { state: 'fo
   }
   if (a.state === 'paused' || a.state === 'pause_requested') return `paused: ${a.activity} is paused in Temporal (unpause it in the Web UI or CLI)`;
   // Scheduled and not backing off, yet no worker took it: a first attempt since it was scheduled,
-  // a retry since its last attempt ended (plus the longest retry interval).
-  const [waited, slack] = a.attempt <= 1 ? [since(f, a.scheduledTime), 0] : [since(f, a.lastAttemptCompleteTime), MAX_RETRY_INTERVAL_MS];
+  // a retry since its last attempt ended (plus the longest retry interval of its kind).
+  const longestRetry = SAGA_STEPS.some((s) => s.undo.activity === a.activity) ? SAGA_MAX_RETRY_INTERVAL_MS.compensation : SAGA_MAX_RETRY_INTERVAL_MS.step;
+  const [waited, slack] = a.attempt <= 1 ? [since(f, a.scheduledTime), 0] : [since(f, a.lastAttemptCompleteTime), longestRetry];
   if (a.state === 'scheduled' && !a.nextAttemptScheduleTime && waited >= STALE_AFTER_MS + slack) {
     return `waiting for a Temporal worker: ${a.activity} not picked up for ${age(waited)} ${noWorker}`;
   }

@@ -65,6 +65,13 @@ export interface WorkerStepDefinition {
 }
 
 /**
+ * The longest wait between two attempts, in ms: of a step (and of the order-store steps), and
+ * of a compensation, which is retried until it succeeds. The workflow's retry policies, and
+ * how long `npm run where-is` allows a retry before it says no worker picked it up.
+ */
+export const SAGA_MAX_RETRY_INTERVAL_MS = { step: 60_000, compensation: 5 * 60_000 } as const;
+
+/**
  * The saga's worker steps, in the order they run (the compensations run in reverse). The
  * workflow runs them, the activities publish their commands, and the reply bridge completes
  * or fails them by these message types: this table is the one place that pairs them.

@@ -21,12 +21,12 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { SagaActivities } from '../activities/types';
-import { businessReasonOf, SAGA, SAGA_STEPS, type CancellationAccepted, type CancelRefusal, type Reason, type SagaInput, type SagaStatus, type SagaStep } from '../shared/saga';
+import { businessReasonOf, SAGA, SAGA_MAX_RETRY_INTERVAL_MS, SAGA_STEPS, type CancellationAccepted, type CancelRefusal, type Reason, type SagaInput, type SagaStatus, type SagaStep } from '../shared/saga';
 
 /** Loading and recording the order: quick work on the order store. */
 export const ORDER_STORE_STEP: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: SAGA_MAX_RETRY_INTERVAL_MS.step },
 };
 
 /**
@@ -57,13 +57,13 @@ export const LOAD_ORDER: LocalActivityOptions = {
 export const WORKER_STEP: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   scheduleToCloseTimeout: '1 day',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: SAGA_MAX_RETRY_INTERVAL_MS.step },
 };
 
 /** A compensation is retried until it succeeds: no attempt limit, no overall deadline. */
 export const COMPENSATION: ActivityOptions = {
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: SAGA_MAX_RETRY_INTERVAL_MS.compensation },
 };
 
 /**

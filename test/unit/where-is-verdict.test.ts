@@ -149,6 +149,14 @@ describe('npm run where-is: the verdict', () => {
     expect(verdict(facts)).to.equal('waiting for a Temporal worker: capturePayment not picked up for 42 s on task queue order-fulfillment (is the temporal-worker running?)');
   });
 
+  it('given a retry due and not picked up, when judged, then it allows a step a minute between attempts and a compensation five', () => {
+    const retry = (name: string, lastEndedSecondsAgo: number): WhereIsFacts =>
+      given({ workflow: running([activity(name, { state: 'scheduled', attempt: 6, scheduledTime: ago(600), lastStartedTime: ago(lastEndedSecondsAgo + 1), lastAttemptCompleteTime: ago(lastEndedSecondsAgo) })]) });
+    expect(verdict(retry('capturePayment', 180))).to.equal('waiting for a Temporal worker: capturePayment not picked up for 3 min on task queue order-fulfillment (is the temporal-worker running?)');
+    expect(verdict(retry('refundPayment', 180))).to.not.include('waiting for a Temporal worker');
+    expect(verdict(retry('refundPayment', 360))).to.equal('waiting for a Temporal worker: refundPayment not picked up for 6 min on task queue order-fulfillment (is the temporal-worker running?)');
+  });
+
   it('given an order-store step failing again and again, when judged, then it gives the attempt and the last failure', () => {
     const facts = given({ workflow: running([activity('markOrderFulfilled', { attempt: 4, lastFailure: 'DependencyUnavailableError: postgres is unavailable' })]) });
     expect(verdict(facts)).to.equal('retrying markOrderFulfilled: attempt 4 (last failure: DependencyUnavailableError: postgres is unavailable)');
