@@ -13,7 +13,7 @@ import { version } from '../package.json';
 import { AGGREGATE_VERSIONS, catalog, EnvelopeSchema, isMessageType, type MessageType } from '../shared/events';
 import { ORDER_EVENT_TYPES } from '../shared/orders/order';
 import { HEADERS } from '../shared/messaging/headers';
-import { DEFAULT_DELIVERY_LIMIT, DEFAULT_RETRY, dlqName, retryDelays, waitQueueName, type ExchangeSpec, type QueueSpec, type StreamSpec } from '../shared/messaging/topology';
+import { DEFAULT_DELIVERY_LIMIT, DEFAULT_RETRY, dlqName, retryDelays, topicMatches, waitQueueName, type ExchangeSpec, type QueueSpec, type StreamSpec } from '../shared/messaging/topology';
 import { SAGA_STEPS } from '../shared/saga';
 import { runCli } from './cli';
 import { fleetAccess, type BrokerAccess } from './rabbitmq-definitions';
@@ -21,17 +21,6 @@ import { fleetAccess, type BrokerAccess } from './rabbitmq-definitions';
 export const ASYNCAPI_FILE = resolve(__dirname, '../docs/asyncapi.yaml');
 
 const AMQP_BINDING = '0.3.0';
-
-/** Does an AMQP topic pattern (`*` one word, `#` any number of words) match a routing key? */
-export function topicMatches(pattern: string, key: string): boolean {
-  const match = (p: string[], k: string[]): boolean => {
-    if (p.length === 0) return k.length === 0;
-    const [head, ...rest] = p;
-    if (head === '#') return match(rest, k) || (k.length > 0 && match(p, k.slice(1)));
-    return k.length > 0 && (head === '*' || head === k[0]) && match(rest, k.slice(1));
-  };
-  return match(pattern.split('.'), key.split('.'));
-}
 
 const sorted = <T>(items: Iterable<T>): T[] => [...items].sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0));
 const byKey = <V>(entries: Iterable<readonly [string, V]>): Record<string, V> => Object.fromEntries([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

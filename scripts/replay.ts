@@ -25,7 +25,7 @@ import { getConfig } from '../shared/config';
 import { errorMessage } from '../shared/errors';
 import { catalog } from '../shared/events';
 import type { AmqpConnection } from '../shared/messaging/connection';
-import { ARCHIVE, inNamespace } from '../shared/messaging/topology';
+import { ARCHIVE, inNamespace, topicMatches } from '../shared/messaging/topology';
 import { connectBroker, queueExists } from './amqp-tool';
 import { runCli, UsageError, wholeNumber } from './cli';
 
@@ -95,32 +95,22 @@ const EVENT_TYPES = Object.entries(catalog)
   .filter(([, d]) => d.kind === 'event')
   .map(([type]) => type);
 
-/** Does a topic pattern (`*` one word, `#` any number of words) match a type? */
-function topicMatches(pattern: readonly string[], words: readonly string[]): boolean {
-  if (pattern.length === 0) return words.length === 0;
-  const [head, ...rest] = pattern;
-  if (head === '#') return topicMatches(rest, words) || (words.length > 0 && topicMatches(pattern, words.slice(1)));
-  return words.length > 0 && (head === '*' || head === words[0]) && topicMatches(rest, words.slice(1));
-}
-
 /**
  * A test of an event type against the patterns (every type when there are none), remembered
  * per type. A malformed pattern, or one no event type of the catalog matches (a typo such as
  * `orders.*`), is a UsageError.
  */
 export function typeFilter(patterns: readonly string[]): (type: string) => boolean {
-  const split = patterns.map((p) => {
-    const words = p.split('.');
-    if (!words.every((w) => w === '*' || w === '#' || /^[A-Za-z0-9_-]+$/.test(w))) {
+  for (const p of patterns) {
+    if (!p.split('.').every((w) => w === '*' || w === '#' || /^[A-Za-z0-9_-]+$/.test(w))) {
       throw new UsageError(`--types: "${p}" is not a pattern: words separated by dots, each a name, * (one word) or # (any number)\n${USAGE}`);
     }
-    if (!EVENT_TYPES.some((t) => topicMatches(words, t.split('.')))) throw new UsageError(`--types: "${p}" matches no event type (the archive holds ${EVENT_TYPES.join(', ')})`);
-    return words;
-  });
+    if (!EVENT_TYPES.some((t) => topicMatches(p, t))) throw new UsageError(`--types: "${p}" matches no event type (the archive holds ${EVENT_TYPES.join(', ')})`);
+  }
   const known = new Map<string, boolean>();
   return (type) => {
     let hit = known.get(type);
-    if (hit === undefined) known.set(type, (hit = split.length === 0 || split.some((words) => topicMatches(words, type.split('.')))));
+    if (hit === undefined) known.set(type, (hit = patterns.length === 0 || patterns.some((p) => topicMatches(p, type))));
     return hit;
   };
 }

@@ -4,7 +4,7 @@
 // Which worker and queue a saga step waits on is derived, never listed here: the pending
 // activity → SAGA_STEPS → its command → the fleet's queue bound to that command.
 import { catalog, type MessageType } from '../shared/events';
-import { dlqName, inNamespace } from '../shared/messaging/topology';
+import { dlqName, inNamespace, topicMatches } from '../shared/messaging/topology';
 import { SAGA_MAX_RETRY_INTERVAL_MS, SAGA_REPLY_TYPES, SAGA_STEPS, type SagaStatus } from '../shared/saga';
 import { FLEET } from './fleet';
 
@@ -141,14 +141,6 @@ export interface WhereIsFacts {
 
 // ---- The fleet's queues, derived from its topologies ----
 
-/** AMQP topic matching: `*` one word, `#` any number. */
-function topicMatches(pattern: readonly string[], words: readonly string[]): boolean {
-  if (pattern.length === 0) return words.length === 0;
-  const [head, ...rest] = pattern;
-  if (head === '#') return topicMatches(rest, words) || (words.length > 0 && topicMatches(pattern, words.slice(1)));
-  return words.length > 0 && (head === '*' || head === words[0]) && topicMatches(rest, words.slice(1));
-}
-
 /** A queue of the fleet and the process that consumes it. */
 export interface FleetQueue {
   process: string;
@@ -167,7 +159,7 @@ export function queuesReceiving(type: MessageType, namespace: string): FleetQueu
     p.broker?.consumes
       ? p.broker
           .topology(namespace)
-          .queues.filter((q) => q.bind.some(([e, pattern]) => e === exchange && topicMatches(pattern.split('.'), type.split('.'))))
+          .queues.filter((q) => q.bind.some(([e, pattern]) => e === exchange && topicMatches(pattern, type)))
           .map((q) => ({ process: p.name, queue: q.name }))
       : [],
   );

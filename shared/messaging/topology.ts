@@ -73,6 +73,17 @@ export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, delaysMs: [1_000, 5_
 export const FAST_RETRY: RetryPolicy = { maxAttempts: 6, delaysMs: [250, 1_000, 5_000, 30_000] };
 export const DEFAULT_DELIVERY_LIMIT = 10;
 
+/** Does an AMQP topic pattern (`*` one word, `#` any number of words) match a routing key? */
+export function topicMatches(pattern: string, key: string): boolean {
+  const match = (p: readonly string[], k: readonly string[]): boolean => {
+    if (p.length === 0) return k.length === 0;
+    const [head, ...rest] = p;
+    if (head === '#') return match(rest, k) || (k.length > 0 && match(p, k.slice(1)));
+    return k.length > 0 && (head === '*' || head === k[0]) && match(rest, k.slice(1));
+  };
+  return match(pattern.split('.'), key.split('.'));
+}
+
 /** A name inside a bus namespace (BUS_NAMESPACE): "<namespace>.<name>", or the name itself. */
 export function inNamespace(namespace: string, name: string): string {
   return namespace ? `${namespace}.${name}` : name;

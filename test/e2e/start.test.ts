@@ -14,7 +14,7 @@ import { chromium } from 'playwright-core';
 import { ulid } from 'ulid';
 import { fleetAccess } from '../../scripts/rabbitmq-definitions';
 import { HEADERS } from '../../shared/messaging/headers';
-import { dlqName, inNamespace } from '../../shared/messaging/topology';
+import { dlqName, inNamespace, topicMatches } from '../../shared/messaging/topology';
 import { getConfig } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { workflowIdOf } from '../../shared/saga';
@@ -30,12 +30,6 @@ import { CONSUMED_KEYS, poisonFor } from '../helpers/poison';
 import { Random } from '../../scripts/random';
 
 const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261128);
-
-/** AMQP topic matching: `*` is one word, `#` is any number of words. */
-function topicMatches(pattern: string, key: string): boolean {
-  const re = pattern.split('.').map((w) => (w === '*' ? '[^.]+' : w === '#' ? '.*' : w.replace(/[-]/g, '\\$&'))).join('\\.');
-  return new RegExp(`^${re}$`).test(key);
-}
 
 interface ReadModel {
   orderId: string;

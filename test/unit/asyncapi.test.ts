@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { Parser, DiagnosticSeverity } from '@asyncapi/parser';
 import { expect } from 'chai';
-import { ASYNCAPI_FILE, renderAsyncApi, topicMatches } from '../../scripts/asyncapi';
+import { ASYNCAPI_FILE, renderAsyncApi } from '../../scripts/asyncapi';
+import { topicMatches } from '../../shared/messaging/topology';
 import { fleetAccess } from '../../scripts/rabbitmq-definitions';
 import { catalog } from '../../shared/events';
 import { SAGA_STEPS } from '../../shared/saga';

@@ -7,7 +7,7 @@ import { catalog } from '../../shared/events';
 import { newEnvelope } from '../../shared/messaging/new-envelope';
 import { MessageValidator } from '../../shared/messaging/validator';
 import { BUSINESS_FAILURES, businessReasonOf, SAGA_REPLY_TYPES, SAGA_STEPS, type OrderDetails } from '../../shared/saga';
-import { topicMatches } from '../../scripts/asyncapi';
+import { topicMatches } from '../../shared/messaging/topology';
 import { sagaBridgeTopology } from '../../workers/saga-bridge/topology';
 
 const ORDER: OrderDetails = {
