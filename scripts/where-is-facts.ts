@@ -5,13 +5,13 @@
 // activity → SAGA_STEPS → its command → the fleet's queue bound to that command.
 import { catalog, type MessageType } from '../shared/events';
 import { dlqName, inNamespace, topicMatches } from '../shared/messaging/topology';
+import type { OrderStatus } from '../shared/orders/order';
 import { SAGA_MAX_RETRY_INTERVAL_MS, SAGA_REPLY_TYPES, SAGA_STEPS, type SagaStatus } from '../shared/saga';
 import { FLEET } from './fleet';
 
 /** How long something may look stuck before the verdict calls it stuck (an event unsent, a read model behind, a task not picked up). */
 export const STALE_AFTER_MS = 10_000;
 
-export type OrderStatus = 'accepted' | 'fulfilled' | 'cancelled';
 
 /** One event of the order's stream (orders.events). */
 export interface EventFact {

@@ -18,7 +18,7 @@ import type { Envelope } from '../shared/events';
 import { upcast } from '../shared/events/upcast';
 import { AmqpConnection } from '../shared/messaging/connection';
 import { HEADERS, stringHeader } from '../shared/messaging/headers';
-import { foldOrder } from '../shared/orders/order';
+import { foldOrder, type OrderStatus } from '../shared/orders/order';
 import { SAGA, workflowIdOf, type SagaStatus } from '../shared/saga';
 import { connectTemporal } from '../shared/temporal/client';
 import { OrderIdParams } from '../services/order-api/schemas';
@@ -31,7 +31,6 @@ import {
   verdict,
   type BrokerFacts,
   type DeadLetterFact,
-  type OrderStatus,
   type PendingActivityFact,
   type QueueFact,
   type ReadModelFacts,

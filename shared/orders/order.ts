@@ -12,7 +12,21 @@ export type OrderEvent = { [T in OrderEventType]: EnvelopeOf<T> }[OrderEventType
 
 export const ORDER_EVENT_TYPES: readonly OrderEventType[] = ['order.placed', 'order.cancellation_requested', 'order.fulfilled', 'order.cancelled'];
 
-export type OrderStatus = 'accepted' | 'fulfilled' | 'cancelled';
+export const ORDER_STATUSES = ['accepted', 'fulfilled', 'cancelled'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+/**
+ * The status each order event gives the order: the one rule the fold, the read models and
+ * the projection follow. Null: the event changes no status (a cancellation request).
+ */
+const STATUS_SET_BY = {
+  'order.placed': 'accepted',
+  'order.cancellation_requested': null,
+  'order.fulfilled': 'fulfilled',
+  'order.cancelled': 'cancelled',
+} as const satisfies Record<OrderEventType, OrderStatus | null>;
+
+export const statusSetBy = <T extends OrderEventType>(eventType: T): (typeof STATUS_SET_BY)[T] => STATUS_SET_BY[eventType];
 
 export interface OrderState {
   orderId: string;
@@ -42,7 +56,7 @@ export function evolve(order: Order, event: RecordedEvent): Order {
     const d = e.data;
     return {
       orderId: d.orderId,
-      status: 'accepted',
+      status: statusSetBy(e.eventType),
       customerId: d.customerId,
       items: d.items,
       totalAmount: d.totalAmount,
@@ -59,9 +73,9 @@ export function evolve(order: Order, event: RecordedEvent): Order {
     case 'order.cancellation_requested':
       return { ...order, cancellationRequested: true, history };
     case 'order.fulfilled':
-      return { ...order, status: 'fulfilled', history };
+      return { ...order, status: statusSetBy(e.eventType), history };
     case 'order.cancelled':
-      return { ...order, status: 'cancelled', cancellationReason: e.data.reason, ...(e.data.failedStep ? { failedStep: e.data.failedStep } : {}), history };
+      return { ...order, status: statusSetBy(e.eventType), cancellationReason: e.data.reason, ...(e.data.failedStep ? { failedStep: e.data.failedStep } : {}), history };
     default:
       return order;
   }

@@ -4,7 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Pool } from '../db';
 import { CancellationReasonV2, Line } from '../events/schemas/common';
-import type { OrderState } from './order';
+import { ORDER_STATUSES, type OrderState } from './order';
 
 /**
  * A string of a few values: `enum` in the document, a plain string to serialize (fastify's
@@ -14,7 +14,7 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
 
-export const OrderStatus = StringEnum(['accepted', 'fulfilled', 'cancelled']);
+export const OrderStatus = StringEnum(ORDER_STATUSES);
 
 export const OrderHistoryEntry = Type.Object(
   {

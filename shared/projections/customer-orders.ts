@@ -4,7 +4,7 @@
 // and order.cancelled set its status; order.cancellation_requested moves only its version;
 // other events change nothing. A row changes only for events above its version.
 import type { Queryable, RecordedEvent } from '../event-store';
-import type { OrderEvent, OrderStatus } from '../orders/order';
+import { ORDER_EVENT_TYPES, statusSetBy, type OrderEvent, type OrderStatus } from '../orders/order';
 import { byStream, type Projection } from './projection';
 
 interface Placed {
@@ -33,26 +33,14 @@ function fold(events: readonly RecordedEvent[]): { placed: Placed[]; changes: Ch
     let change: Change | undefined;
     for (const event of stream) {
       const e = event.envelope as OrderEvent;
-      let status: OrderStatus | null;
-      switch (e.eventType) {
-        case 'order.placed': {
-          const d = e.data;
-          row = { order_id: orderId, customer_id: d.customerId, status: 'accepted', total_amount: d.totalAmount, currency: d.currency, placed_at: e.occurredAt, version: event.version };
-          change = undefined;
-          continue;
-        }
-        case 'order.fulfilled':
-          status = 'fulfilled';
-          break;
-        case 'order.cancelled':
-          status = 'cancelled';
-          break;
-        case 'order.cancellation_requested':
-          status = null;
-          break;
-        default:
-          continue;
+      if (!ORDER_EVENT_TYPES.includes(e.eventType)) continue;
+      if (e.eventType === 'order.placed') {
+        const d = e.data;
+        row = { order_id: orderId, customer_id: d.customerId, status: statusSetBy(e.eventType), total_amount: d.totalAmount, currency: d.currency, placed_at: e.occurredAt, version: event.version };
+        change = undefined;
+        continue;
       }
+      const status: OrderStatus | null = statusSetBy(e.eventType);
       if (row) row = { ...row, status: status ?? row.status, version: event.version };
       else change = { order_id: orderId, status: status ?? change?.status ?? null, version: event.version };
     }

@@ -6,7 +6,7 @@ import { inject, injectable } from 'tsyringe';
 import { lockKey, withTransaction, type Pool, type PoolClient } from '../../shared/db';
 import { TOKENS } from '../../shared/di/tokens';
 import type { HandlerMap } from '../../shared/messaging/handler';
-import type { OrderEvent } from '../../shared/orders/order';
+import { statusSetBy, type OrderEvent } from '../../shared/orders/order';
 
 export type ApplyOutcome = 'applied' | 'stale' | 'pending';
 
@@ -60,13 +60,13 @@ export class OrderProjection {
       const d = e.data;
       await tx.query(
         `INSERT INTO read_model.orders (order_id, status, customer_id, items, total_amount, currency, version, history)
-         VALUES ($1, 'accepted', $2, $3, $4, $5, $6, $7)`,
-        [e.aggregateId, d.customerId, JSON.stringify(d.items), d.totalAmount, d.currency, e.aggregateVersion, entry],
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [e.aggregateId, statusSetBy(e.eventType), d.customerId, JSON.stringify(d.items), d.totalAmount, d.currency, e.aggregateVersion, entry],
       );
       return;
     }
-    const [status, reason] =
-      e.eventType === 'order.fulfilled' ? ['fulfilled', null] : e.eventType === 'order.cancelled' ? ['cancelled', e.data.reason] : [null, null]; // a cancellation request changes no status
+    const status = statusSetBy(e.eventType);
+    const reason = e.eventType === 'order.cancelled' ? e.data.reason : null;
     await tx.query(
       `UPDATE read_model.orders
        SET status = COALESCE($2, status), cancellation_reason = COALESCE($3, cancellation_reason),
