@@ -1,7 +1,6 @@
 // publish and consume: our publisher and consumer loop against raw amqplib doing the least
 // the same job needs, on the same broker, the same quorum queue arguments and 1 KB messages.
 import type { ConfirmChannel } from 'amqplib';
-import { ulid } from 'ulid';
 import type { Config } from '../shared/config';
 import { createRedis, RedisDedupStore } from '../shared/dedup';
 import { AmqpConnection } from '../shared/messaging/connection';
@@ -10,6 +9,7 @@ import { Publisher } from '../shared/messaging/publisher';
 import { coreExchanges, declareTopology, inNamespace, queueArguments, queueNames, type QueueSpec } from '../shared/messaging/topology';
 import { MessageValidator } from '../shared/messaging/validator';
 import { kilobyteEvent } from './lib';
+import { generatedNamespace } from '../scripts/bus';
 
 export const WINDOW = 256;
 export const PREFETCH = 64;
@@ -27,7 +27,7 @@ const ratio = (ours: number, baseline: number): number => Math.round((ours / bas
 
 /** Confirmed publishes per second through Publisher, and through a raw confirm channel with the same window. */
 export async function benchPublish(config: Config, messages: number, rounds: number): Promise<Comparison & { window: number }> {
-  const namespace = `bench${ulid().slice(-8).toLowerCase()}`;
+  const namespace = generatedNamespace('bench');
   const connection = new AmqpConnection({ url: config.amqpUrl, name: 'bench-publish' });
   await connection.start();
   const admin = await connection.channelModel!.createChannel();
@@ -87,7 +87,7 @@ async function rawPublish(channel: ConfirmChannel, exchange: string, messages: n
 
 /** Messages per second through Consumer (validation, Redis dedup, manual acks, an empty handler) and a raw consumer that only acks. */
 export async function benchConsume(config: Config, messages: number, rounds: number): Promise<Comparison & { prefetch: number }> {
-  const id = ulid().slice(-8).toLowerCase();
+  const namespace = generatedNamespace('bench');
   const connection = new AmqpConnection({ url: config.amqpUrl, name: 'bench-consume' });
   await connection.start();
   const admin = await connection.channelModel!.createChannel();
@@ -103,7 +103,7 @@ export async function benchConsume(config: Config, messages: number, rounds: num
   };
   try {
     const ours = async (round: number): Promise<number> => {
-      const spec: QueueSpec = { name: `bench${id}.consume.ours${round}`, bind: [] };
+      const spec: QueueSpec = { name: `${namespace}.consume.ours${round}`, bind: [] };
       specs.push(spec);
       await declareTopology(admin, { exchanges: [], queues: [spec] });
       await prefill(spec.name);
@@ -124,7 +124,7 @@ export async function benchConsume(config: Config, messages: number, rounds: num
       return rate;
     };
     const baseline = async (round: number): Promise<number> => {
-      const spec: QueueSpec = { name: `bench${id}.consume.raw${round}`, bind: [] };
+      const spec: QueueSpec = { name: `${namespace}.consume.raw${round}`, bind: [] };
       specs.push(spec);
       await admin.assertQueue(spec.name, { durable: true, arguments: queueArguments(spec) });
       await prefill(spec.name);

@@ -1,7 +1,6 @@
 // outbox: rows per second from commit to confirmed publish, and the delay between the two,
 // with writers committing orders' events at a fixed rate while the relay runs; and the
 // relay's drain rate from a backlog.
-import { ulid } from 'ulid';
 import type { Config } from '../shared/config';
 import { createPool, withTransaction } from '../shared/db';
 import { appendToStream } from '../shared/event-store';
@@ -11,6 +10,7 @@ import { coreExchanges, declareTopology, inNamespace, queueNames, type QueueSpec
 import { MessageValidator } from '../shared/messaging/validator';
 import { OutboxRelay } from '../services/order-api/outbox';
 import { kilobyteEvent, latencySummary, openLoop, pool } from './lib';
+import { generatedNamespace } from '../scripts/bus';
 
 export interface OutboxFigures {
   steady: { offeredPerSec: number; seconds: number; rowsPerSec: number; p50Ms: number; p99Ms: number; rows: number };
@@ -18,7 +18,7 @@ export interface OutboxFigures {
 }
 
 export async function benchOutbox(config: Config, rate: number, seconds: number, backlog: number): Promise<OutboxFigures> {
-  const namespace = `bench${ulid().slice(-8).toLowerCase()}`;
+  const namespace = generatedNamespace('bench');
   // Writers and the relay on pools of their own, as the API and the relay processes have.
   const db = createPool(config.databaseUrl, 'bench-outbox-writers', 40);
   const relayDb = createPool(config.databaseUrl, 'bench-outbox-relay', 4);

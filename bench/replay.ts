@@ -2,7 +2,6 @@
 // the stream, published into a quorum queue with confirms), against a raw read of the same
 // archive that only acks. The archive is filled first through the event exchanges of a bus
 // namespace of its own, as the fleet's events reach it.
-import { ulid } from 'ulid';
 import type { Config } from '../shared/config';
 import { AmqpConnection } from '../shared/messaging/connection';
 import { Publisher } from '../shared/messaging/publisher';
@@ -11,6 +10,7 @@ import { MessageValidator } from '../shared/messaging/validator';
 import { replay } from '../scripts/replay';
 import { kilobyteEvent } from './lib';
 import type { Comparison } from './messaging';
+import { generatedNamespace } from '../scripts/bus';
 
 /** Unconfirmed publishes while the archive is filled. */
 const FILL_WINDOW = 256;
@@ -24,7 +24,7 @@ export interface ReplayFigures extends Comparison {
 }
 
 export async function benchReplay(config: Config, messages: number): Promise<ReplayFigures> {
-  const namespace = `bench${ulid().slice(-8).toLowerCase()}`;
+  const namespace = generatedNamespace('bench');
   const connection = new AmqpConnection({ url: config.amqpUrl, name: 'bench-replay' });
   await connection.start();
   const admin = await connection.channelModel!.createChannel();

@@ -14,6 +14,7 @@ import { freeFixedPorts, portOf, release, TEMPORAL_UI_OFFSET } from '../scripts/
 import { BENCH_ORDER, capacitySearch, P99_LIMIT_MS, risingRates, warmUp, type SagaTarget, type SearchPlan, type StepFigures } from './capacity';
 import { parentOf, startCpuMeter } from './cpu';
 import { bundleSaga, startBaseline } from './saga-baseline';
+import { generatedNamespace } from '../scripts/bus';
 
 /** The search's settings (bench/index.ts's SIZES). */
 export interface SagaSizes {
@@ -41,7 +42,7 @@ export interface SagaFigures {
 
 export async function benchSaga(config: Config, sizes: SagaSizes): Promise<SagaFigures> {
   const plan: SearchPlan = { rates: risingRates(sizes.sagaStep, sizes.sagaMaxRate), stepSeconds: sizes.sagaStepSeconds, settleSeconds: sizes.sagaSettleSeconds, warmUpSeconds: sizes.sagaWarmUpSeconds };
-  const namespace = `bench${ulid().slice(-8).toLowerCase()}`;
+  const namespace = generatedNamespace('bench');
   // Ports below the ephemeral range (a kernel-picked port could be a connection's before the
   // fleet binds it): order-api's, and the dev server's with its Web UI's. Held only while
   // picked, so that they are free together; released before the fleet starts.

@@ -14,8 +14,8 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { ulid } from 'ulid';
 import { childEnvironment, type Config } from '../shared/config';
+import { generatedNamespace } from '../scripts/bus';
 
 export type TracingMode = 'baseline' | 'off' | 'unsampled' | 'exported';
 const MODES: readonly TracingMode[] = ['baseline', 'off', 'unsampled', 'exported'];
@@ -38,7 +38,7 @@ async function run(config: Config, mode: TracingMode, messages: number, endpoint
   if (mode === 'unsampled') Object.assign(otel, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER: 'always_off' });
   if (mode === 'exported') Object.assign(otel, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER: 'always_on' });
   const env = childEnvironment({ ...otel, LOG_LEVEL: 'silent', AMQP_URL: config.amqpUrl });
-  const namespace = `bench${ulid().slice(-8).toLowerCase()}`;
+  const namespace = generatedNamespace('bench');
   const args = ['-r', 'ts-node/register', resolve(__dirname, 'tracing-publisher.ts'), mode === 'baseline' ? 'bare' : 'traced', String(messages), namespace];
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';

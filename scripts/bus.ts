@@ -11,14 +11,16 @@
 //
 // Only names that these runs generate are ever considered, never the real fleet's
 // (payments.commands and the like) nor a BUS_NAMESPACE a person chose:
-//   t<time><random>.*        a test's fleet (test/helpers/fleet.ts)
+//   t<time><tag>.*           a test's fleet (generatedNamespace; tag: up to 4 of [0-9a-z])
 //   test.<purpose>.<time><hex>[.dlq|.wait.<ms>ms]   a test's own queue or exchange (test/helpers/names.ts)
-//   chaos<seed><time>.*      a chaos run (scripts/chaos)
-//   bench<random>.*          a benchmark; its name carries no time, so it counts as stale only with --older-than 0
+//   chaos<seed><time>.*      a chaos run (generatedNamespace)
+//   bench<time><hex>.*       a benchmark (generatedNamespace); an older benchmark's bench<random>
+//                            carries no time, so it counts as stale only with --older-than 0
 // <time> is Date.now() in base 36, which is how a namespace's age is known without the
 // management plugin. The queues are read with rabbitmqctl (on the broker's machine) and
 // deleted over AMQP, after their consumers and messages are counted once more.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { parseArgs, promisify } from 'node:util';
 import type { Channel } from 'amqplib';
 import { getConfig, parseAmqpUrls, redact } from '../shared/config';
@@ -67,11 +69,27 @@ function timeOf(base36: string, now: number): number | undefined {
   return t >= EARLIEST && t <= now + CLOCK_SKEW_MS ? t : undefined;
 }
 
+/**
+ * The name of a namespace a run makes, as namespaceOf reads its kind and age back: a test
+ * fleet's t<time><tag> (tag: up to 4 of [0-9a-z], random unless given), a chaos run's
+ * chaos<seed><time>, a benchmark's bench<time><4 hex>.
+ */
+export function generatedNamespace(kind: 'test-fleet' | 'chaos' | 'bench', tag?: string, now = Date.now()): string {
+  const time = now.toString(36);
+  const random = randomBytes(2).toString('hex');
+  if (kind === 'bench') return `bench${time}${random}`;
+  if (kind === 'chaos') return `chaos${tag ?? ''}${time}`;
+  const own = tag ?? random;
+  if (!/^[0-9a-z]{0,4}$/.test(own)) throw new Error(`a test fleet's namespace tag is up to 4 of [0-9a-z], not "${own}"`);
+  return `t${time}${own}`;
+}
+
 const TEST_NAME = /^(test\.[A-Za-z0-9_-]+\.([0-9a-z]{8})[0-9a-f]{6})(?:\.(?:dlq|wait\.\d+ms))?$/;
 const BUS_NAMESPACES: ReadonlyArray<readonly [NamespaceKind, RegExp]> = [
   ['test-fleet', /^t([0-9a-z]{8})[0-9a-z]{0,4}$/],
   ['chaos', /^chaos[0-9a-z]*?([0-9a-z]{8})$/],
-  ['bench', /^bench[0-9a-z]{8}$/],
+  ['bench', /^bench([0-9a-z]{8})[0-9a-f]{4}$/],
+  ['bench', /^bench[0-9a-z]{8}$/], // before its name carried its time
 ];
 
 /** Which generated namespace a queue or exchange belongs to; undefined for every other name. */

@@ -42,6 +42,7 @@ import { BROKER_SILENCE_MS, ensureServicesUp, CLUSTER_FAULT_KINDS, FAULT_KINDS, 
 import { LocalCluster } from '../cluster';
 import { loadConfig } from '../../shared/config';
 import { ConfirmProbe, killNode, type NodeKill, type ProbeReport } from './cluster';
+import { generatedNamespace } from '../bus';
 
 const ROOT = resolve(__dirname, '../..');
 const USAGE = 'usage: npm run chaos -- [--orders N] [--seconds S] [--seed X] [--out FILE] [--cluster [--probe-rate R]]';
@@ -119,7 +120,7 @@ runCli('chaos', async () => {
     if (!['127.0.0.1', 'localhost'].includes(u.hostname) || (u.port || port) !== port) throw new UsageError(`chaos restarts the local services on their default ports; ${name} must point at 127.0.0.1:${port}`);
   }
   const rnd = new Random(args.seed);
-  const runId = `chaos${args.seed.toString(36)}${Date.now().toString(36)}`;
+  const runId = generatedNamespace('chaos', args.seed.toString(36));
   const namespace = runId;
   const httpPort = 20_000 + rnd.int(0, 9_999);
   const temporalPort = 31_000 + rnd.int(0, 999);

@@ -33,6 +33,7 @@ import { freePort } from '../helpers/services';
 import { NO_RATE_LIMITS } from '../helpers/auth';
 import { isFinal, placeTriggerOrder, readModelStatus, TRIGGERS } from '../helpers/trigger-orders';
 import { eventually } from '../helpers/wait';
+import { generatedNamespace } from '../../scripts/bus';
 
 /** The whole test: a cluster booted from nothing, the fleet, two node kills and their restarts, on 2 cores. */
 const TEST_TIMEOUT_MS = 900_000;
@@ -51,7 +52,7 @@ const SETTLE_MS = 240_000;
 describe('the fleet on a 3-node RabbitMQ cluster, losing a node twice under traffic', function () {
   this.timeout(TEST_TIMEOUT_MS);
   const cluster = new LocalCluster();
-  const namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const namespace = generatedNamespace('test-fleet');
   const databaseUrl = databaseBeside(getConfig().databaseUrl, `e2e_cluster_${Date.now().toString(36)}`);
   const probeQueue = inNamespace(namespace, 'cluster-probe');
   let wasUp = false;

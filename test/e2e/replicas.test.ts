@@ -17,6 +17,7 @@ import { freePort } from '../helpers/services';
 import { NO_RATE_LIMITS } from '../helpers/auth';
 import { placeTriggerOrder, TRIGGERS } from '../helpers/trigger-orders';
 import { eventually } from '../helpers/wait';
+import { generatedNamespace } from '../../scripts/bus';
 
 const TEST_TIMEOUT_MS = 600_000;
 /** An order every this often (pacing the traffic, not waiting for anything). */
@@ -46,7 +47,7 @@ function partitionsHandled(lines: readonly string[], namespace: string): Map<str
 
 describe('npm start -- --replicas payments=2,order-projection=2', function () {
   this.timeout(TEST_TIMEOUT_MS);
-  const namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const namespace = generatedNamespace('test-fleet');
   const databaseUrl = databaseBeside(getConfig().databaseUrl, `e2e_replicas_${Date.now().toString(36)}`);
   let fleet: StartedFleet | undefined;
   let db: Pool | undefined;

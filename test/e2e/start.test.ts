@@ -28,6 +28,7 @@ import { BlackHole, brokerApi, freePort } from '../helpers/services';
 import { eventually } from '../helpers/wait';
 import { CONSUMED_KEYS, poisonFor } from '../helpers/poison';
 import { Random } from '../../scripts/random';
+import { generatedNamespace } from '../../scripts/bus';
 
 const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261128);
 
@@ -591,7 +592,7 @@ describe('npm start without its dependencies', function () {
     const hole = await BlackHole.start();
     const temporalDir = mkdtempSync(join(tmpdir(), 'e2e-silent-redis-'));
     // A test fleet's namespace (t<time><random>), so that a killed run's queues are found stale too.
-    const namespace = `t${Date.now().toString(36)}sr`;
+    const namespace = generatedNamespace('test-fleet', 'sr');
     const child = runTs('scripts/start.ts', [], {
       REDIS_URL: hole.url(getConfig().redisUrl),
       BUS_NAMESPACE: namespace,

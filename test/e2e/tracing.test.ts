@@ -17,6 +17,7 @@ import { bearer, fleetTokens, NO_RATE_LIMITS } from '../helpers/auth';
 import { freePort } from '../helpers/services';
 import { readModelStatus, triggerOrder } from '../helpers/trigger-orders';
 import { eventually } from '../helpers/wait';
+import { generatedNamespace } from '../../scripts/bus';
 
 /** The processes an order goes through, by the service.name of their spans (each process's name). */
 const ON_THE_PATH = ['order-api', 'outbox-relay', 'saga-bridge', 'temporal-worker', 'payments', 'inventory', 'shipping', 'order-projection'];
@@ -102,7 +103,7 @@ const describeSpans = (spans: Span[]): string => spans.map((s) => `${s.service}:
 
 describe('tracing: one order is one trace', function () {
   this.timeout(420_000);
-  const namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const namespace = generatedNamespace('test-fleet');
   const databaseUrl = databaseBeside(getConfig().databaseUrl, `e2e_tracing_${Date.now().toString(36)}`);
   const receiver = new OtlpReceiver();
   let fleet: StartedFleet | undefined;

@@ -19,6 +19,7 @@ import { createLogger } from '../../shared/observability/logger';
 import type { OrderDetails } from '../../shared/saga';
 import { takeAll, validator } from './bus';
 import { eventually } from './wait';
+import { generatedNamespace } from '../../scripts/bus';
 
 export class TestFleet {
   readonly config: Config;
@@ -49,7 +50,7 @@ export class TestFleet {
     await connection.start();
     const admin = await connection.channelModel!.createChannel();
     admin.on('error', () => undefined);
-    const namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const namespace = generatedNamespace('test-fleet');
     const publisher = new Publisher(connection, validator, { namespace });
     await publisher.start();
     const fleet = new TestFleet(namespace, db, connection, publisher, admin, databaseUrl);

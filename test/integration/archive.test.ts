@@ -19,6 +19,7 @@ import { orderId, TestFleet } from '../helpers/fleet';
 import { runTs } from '../helpers/processes';
 import { BlackHole, brokerApi, portOf } from '../helpers/services';
 import { eventually, holds } from '../helpers/wait';
+import { generatedNamespace } from '../../scripts/bus';
 
 /** A bus namespace with its core exchanges, its archive and a target queue, removed by close(). */
 class ArchiveBus {
@@ -37,7 +38,7 @@ class ArchiveBus {
   }
 
   static async create(): Promise<ArchiveBus> {
-    const namespace = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const namespace = generatedNamespace('test-fleet');
     const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: 'test-archive' });
     await connection.start();
     const admin = await connection.channelModel!.createChannel();

@@ -6,16 +6,19 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { getConfig } from '../../shared/config';
 import { AmqpConnection } from '../../shared/messaging/connection';
+import { generatedNamespace } from '../../scripts/bus';
 import { runTs } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
 
 describe('npm run bus -- stale', function () {
   this.timeout(120_000);
   let connection: AmqpConnection;
-  // Test fleets' names (t<time><random>), made two hours ago, sharing a prefix no other run's has.
-  const prefix = `t${(Date.now() - 2 * 3_600_000).toString(36)}${randomBytes(1).toString('hex')}`;
-  const leftover = `${prefix}0a`;
-  const inUse = `${prefix}0b`;
+  // Test fleets' names, made two hours ago, sharing a prefix no other run's has.
+  const twoHoursAgo = Date.now() - 2 * 3_600_000;
+  const hex = randomBytes(1).toString('hex');
+  const leftover = generatedNamespace('test-fleet', `${hex}0a`, twoHoursAgo);
+  const inUse = generatedNamespace('test-fleet', `${hex}0b`, twoHoursAgo);
+  const prefix = leftover.slice(0, -2);
   const holding = `${prefix}0c`;
   const fixtures = [leftover, inUse, holding];
   const queuesOf = (ns: string): string[] => [`${ns}.payments.commands`, `${ns}.payments.commands.dlq`];

@@ -11,6 +11,7 @@ import { captureData, TestBus } from '../helpers/bus';
 import { uniqueName } from '../helpers/names';
 import { eventually, holds } from '../helpers/wait';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { generatedNamespace } from '../../scripts/bus';
 
 function header(m: GetMessage, name: string): unknown {
   const v: unknown = m.properties.headers?.[name];
@@ -21,7 +22,7 @@ function header(m: GetMessage, name: string): unknown {
  * The bus namespace of this file's publishers (a test fleet's shape): a handler's results go to
  * its catalog exchanges, never to those a fleet of the default namespace on this broker reads.
  */
-const NAMESPACE = `t${Date.now().toString(36)}msg`;
+const NAMESPACE = generatedNamespace('test-fleet', 'msg');
 const PAYMENTS = inNamespace(NAMESPACE, 'payments');
 
 describe('messaging core (RabbitMQ + Redis)', () => {

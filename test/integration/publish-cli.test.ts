@@ -9,6 +9,7 @@ import { newEnvelope } from '../../shared/messaging/new-envelope';
 import { captureData, TestBus } from '../helpers/bus';
 import { runTs } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
+import { generatedNamespace } from '../../scripts/bus';
 
 const dir = mkdtempSync(join(tmpdir(), 'publish-cli-'));
 function file(name: string, content: string): string {
@@ -21,7 +22,7 @@ function file(name: string, content: string): string {
  * The tool's bus namespace (a test fleet's shape, found stale if a run is killed): what it
  * publishes reaches no fleet of the default namespace on this broker.
  */
-const NAMESPACE = `t${Date.now().toString(36)}pub`;
+const NAMESPACE = generatedNamespace('test-fleet', 'pub');
 const COMMANDS = inNamespace(NAMESPACE, 'commands');
 
 async function publish(args: string[]): Promise<{ code: number | null; out: string[] }> {

@@ -1,6 +1,6 @@
 // Which broker names `npm run bus -- stale` may ever touch, and when a namespace is stale.
 import { expect } from 'chai';
-import { groupNamespaces, isStale, namespaceOf, parseDuration } from '../../scripts/bus';
+import { generatedNamespace, groupNamespaces, isStale, namespaceOf, parseDuration } from '../../scripts/bus';
 import { fleetAccess } from '../../scripts/rabbitmq-definitions';
 import { queueNames } from '../../shared/messaging/topology';
 
@@ -32,6 +32,15 @@ describe('bus stale: namespaces', () => {
       [fleet, 'test-fleet', NOW - 2 * HOUR],
     ]);
     expect(groups.find((g) => g.key === fleet)?.queues.map((q) => q.name)).to.include(`${fleet}.payments.commands.dlq`);
+  });
+
+  it('reads back the kind and the time of every namespace a run names with generatedNamespace', () => {
+    const at = NOW - 2 * HOUR;
+    for (const [kind, tag] of [['test-fleet', undefined], ['test-fleet', 'sr'], ['test-fleet', ''], ['chaos', '7'], ['bench', undefined]] as const) {
+      const namespace = generatedNamespace(kind, tag, at);
+      expect(namespaceOf(`${namespace}.payments.commands`, NOW), namespace).to.deep.equal({ key: namespace, kind, createdAt: at });
+    }
+    expect(() => generatedNamespace('test-fleet', 'toolong')).to.throw(/up to 4/);
   });
 
   it('groups a test\'s own queue with its DLQ and wait queues', () => {
