@@ -8,6 +8,7 @@
 // does the same, and validates the document with @asyncapi/parser.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { version } from '../package.json';
 import { AGGREGATE_VERSIONS, catalog, EnvelopeSchema, isMessageType, type MessageType } from '../shared/events';
@@ -319,8 +320,10 @@ export function renderAsyncApi(): string {
 
 if (require.main === module) {
   runCli('asyncapi', () => {
+    // Strict: a mistyped --check must not write the file instead of checking it.
+    const { values } = parseArgs({ args: process.argv.slice(2), options: { check: { type: 'boolean', default: false } }, strict: true });
     const rendered = renderAsyncApi();
-    if (process.argv.includes('--check')) {
+    if (values.check) {
       if (readFileSync(ASYNCAPI_FILE, 'utf8') === rendered) return 0;
       console.error('docs/asyncapi.yaml is out of date: run `npm run asyncapi`');
       return 1;

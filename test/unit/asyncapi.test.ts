@@ -9,6 +9,7 @@ import { topicMatches } from '../../shared/messaging/topology';
 import { fleetAccess } from '../../scripts/rabbitmq-definitions';
 import { catalog } from '../../shared/events';
 import { SAGA_STEPS } from '../../shared/saga';
+import { runTs } from '../helpers/processes';
 
 describe('docs/asyncapi.yaml', function () {
   this.timeout(60_000);
@@ -18,6 +19,15 @@ describe('docs/asyncapi.yaml', function () {
     const current = renderAsyncApi();
     if (current !== committed) expect.fail('docs/asyncapi.yaml is stale: run `npm run asyncapi` and commit the file');
     expect(renderAsyncApi(), 'the same code gives the same bytes').to.equal(current);
+  });
+
+  it('`npm run asyncapi -- --check` says whether the file is current, and a mistyped flag is refused rather than taken as a request to write', async () => {
+    const check = runTs('scripts/asyncapi.ts', ['--check']);
+    expect((await check.exited()).code, check.output.join('\n')).to.equal(0);
+    const typo = runTs('scripts/asyncapi.ts', ['--chek']);
+    expect((await typo.exited()).code).to.equal(2);
+    expect(typo.output.join('\n')).to.include("Unknown option '--chek'");
+    expect(readFileSync(ASYNCAPI_FILE, 'utf8')).to.equal(committed);
   });
 
   it('routes topic patterns as RabbitMQ does', () => {
