@@ -13,7 +13,8 @@ import { expect } from 'chai';
 import type { GetMessage } from 'amqplib';
 import { container } from 'tsyringe';
 import { OutboxRelay } from '../../services/order-api/outbox';
-import { loadConfig } from '../../shared/config';
+import { databaseBeside } from '../../scripts/fleet';
+import { getConfig, loadConfig } from '../../shared/config';
 import { withTransaction } from '../../shared/db';
 import { DowncastError } from '../../shared/errors';
 import { appendToStream } from '../../shared/event-store';
@@ -26,7 +27,7 @@ import { MessageValidator } from '../../shared/messaging/validator';
 import { notificationsWorker } from '../../workers/notifications';
 import { catalog as previousCatalog } from '../fixtures/catalog-previous';
 import { validator } from '../helpers/bus';
-import { orderId, TestFleet } from '../helpers/fleet';
+import { dropDatabase, orderId, TestFleet } from '../helpers/fleet';
 import { eventually } from '../helpers/wait';
 
 const QUEUE = 'notifications.events';
@@ -56,12 +57,17 @@ function header(m: GetMessage, name: string): string {
 
 describe('a rolling deploy: consumers and producers of two releases (mixed schema versions)', function () {
   this.timeout(60_000);
+  // A database of its own: a relay below publishes, and marks, what it finds unsent.
+  const databaseUrl = databaseBeside(getConfig().databaseUrl, `mixed_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
   let fleet: TestFleet;
   beforeEach(async () => {
-    fleet = await TestFleet.create();
+    fleet = await TestFleet.create({ databaseUrl });
   });
   afterEach(async () => {
     await fleet.cleanup();
+  });
+  after(async () => {
+    await dropDatabase(databaseUrl);
   });
 
   /** The notifications worker as the previous release runs it (its catalog), or as this one does. */
@@ -177,7 +183,7 @@ describe('a rolling deploy: consumers and producers of two releases (mixed schem
   });
 
   it('the relay publishes what the hold-back says while the store keeps the latest; an event v1 cannot carry stays unsent', async () => {
-    // Rows other runs left unsent are not this test's to publish.
+    // Rows the tests before it left unsent are not this test's to publish.
     await fleet.db.query('UPDATE orders.events SET sent_at = now() WHERE sent_at IS NULL');
     await notifications('previous');
     const relay = new OutboxRelay(fleet.db, await currentProducer('order.placed@1,order.cancelled@1'), { batchSize: 50 });
