@@ -6,9 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { checkConservation, checkEffects, checkOutcomes, moneyOf, openOrders, otherStockMoves, stockLevels, type Checks, type PlacedOrder, checkProjections, emptyChecks } from '../../scripts/chaos/checks';
-import { databaseBeside, StartedFleet } from '../../scripts/fleet';
-import { deleteFleetNamespace, dropDatabase } from '../helpers/fleet';
-import { getConfig } from '../../shared/config';
+import { StartedFleet } from '../../scripts/fleet';
+import { deleteFleetNamespace, dropDatabase, testDatabaseUrl } from '../helpers/fleet';
 import { createPool, type Pool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
 import { silentLogger } from '../../shared/observability/logger';
@@ -48,7 +47,7 @@ function partitionsHandled(lines: readonly string[], namespace: string): Map<str
 describe('npm start -- --replicas payments=2,order-projection=2', function () {
   this.timeout(TEST_TIMEOUT_MS);
   const namespace = generatedNamespace('test-fleet');
-  const databaseUrl = databaseBeside(getConfig().databaseUrl, `e2e_replicas_${Date.now().toString(36)}`);
+  const databaseUrl = testDatabaseUrl('e2e_replicas');
   let fleet: StartedFleet | undefined;
   let db: Pool | undefined;
   let api = '';

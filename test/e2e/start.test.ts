@@ -19,8 +19,8 @@ import { getConfig } from '../../shared/config';
 import { createPool, type Pool } from '../../shared/db';
 import { workflowIdOf } from '../../shared/saga';
 import { connectTemporal } from '../../shared/temporal/client';
-import { databaseBeside, FLEET } from '../../scripts/fleet';
-import { deleteFleetNamespace, dropDatabase, storeUnpublishedOrder, TestFleet } from '../helpers/fleet';
+import { FLEET } from '../../scripts/fleet';
+import { deleteFleetNamespace, dropDatabase, testDatabaseUrl, storeUnpublishedOrder, TestFleet } from '../helpers/fleet';
 import { asOperator, bearer, fleetTokens, NO_RATE_LIMITS } from '../helpers/auth';
 import { malformedOrders, VALID_ORDER } from '../helpers/orders';
 import { ROOT, runTs, type Child } from '../helpers/processes';
@@ -469,7 +469,7 @@ describe('npm start keeps every saga when its Temporal dev server or npm start i
   let temporal: Client;
   let temporalDir = '';
   // A database of its own, so that the fleet's scheduled reconciler sees only this test's orders.
-  const databaseUrl = databaseBeside(getConfig().databaseUrl, `e2e_restart_${Date.now().toString(36)}`);
+  const databaseUrl = testDatabaseUrl('e2e_restart');
 
   const placeOrder = async (token: string): Promise<string> => {
     const headers = { 'content-type': 'application/json', ...bearer(await (await fleetTokens()).customer('c-e2e-restart')) };

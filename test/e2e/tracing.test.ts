@@ -7,9 +7,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { databaseBeside, StartedFleet } from '../../scripts/fleet';
-import { deleteFleetNamespace, dropDatabase } from '../helpers/fleet';
-import { getConfig } from '../../shared/config';
+import { StartedFleet } from '../../scripts/fleet';
+import { deleteFleetNamespace, dropDatabase, testDatabaseUrl } from '../helpers/fleet';
 import { migrate } from '../../shared/db/migrate';
 import { silentLogger } from '../../shared/observability/logger';
 import { workflowIdOf } from '../../shared/saga';
@@ -104,7 +103,7 @@ const describeSpans = (spans: Span[]): string => spans.map((s) => `${s.service}:
 describe('tracing: one order is one trace', function () {
   this.timeout(420_000);
   const namespace = generatedNamespace('test-fleet');
-  const databaseUrl = databaseBeside(getConfig().databaseUrl, `e2e_tracing_${Date.now().toString(36)}`);
+  const databaseUrl = testDatabaseUrl('e2e_tracing');
   const receiver = new OtlpReceiver();
   let fleet: StartedFleet | undefined;
   let api = '';

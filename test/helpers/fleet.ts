@@ -13,7 +13,7 @@ import { AmqpConnection } from '../../shared/messaging/connection';
 import { newEnvelope, type EnvelopeContext } from '../../shared/messaging/new-envelope';
 import { Publisher } from '../../shared/messaging/publisher';
 import { coreExchanges, declareTopology, inNamespace } from '../../shared/messaging/topology';
-import { deleteNamespace } from '../../scripts/fleet';
+import { databaseBeside, deleteNamespace } from '../../scripts/fleet';
 import { startWorker, type RunningWorker, type WorkerDefinition, type WorkerOptions } from '../../shared/runtime/worker';
 import { createLogger } from '../../shared/observability/logger';
 import type { OrderDetails } from '../../shared/saga';
@@ -179,6 +179,11 @@ export async function deleteFleetNamespace(namespace: string, connectionName: st
   } finally {
     await connection.close();
   }
+}
+
+/** The URL of a database of a test's own, beside the configured one: <purpose>_<time><random> (dropDatabase drops it). */
+export function testDatabaseUrl(purpose: string): string {
+  return databaseBeside(getConfig().databaseUrl, `${purpose}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
 }
 
 /** Drops the database a URL names (one a test made beside the configured one), connected to "postgres". */

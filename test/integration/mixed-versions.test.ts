@@ -13,8 +13,7 @@ import { expect } from 'chai';
 import type { GetMessage } from 'amqplib';
 import { container } from 'tsyringe';
 import { OutboxRelay } from '../../services/order-api/outbox';
-import { databaseBeside } from '../../scripts/fleet';
-import { getConfig, loadConfig } from '../../shared/config';
+import { loadConfig } from '../../shared/config';
 import { withTransaction } from '../../shared/db';
 import { DowncastError } from '../../shared/errors';
 import { appendToStream } from '../../shared/event-store';
@@ -27,7 +26,7 @@ import { MessageValidator } from '../../shared/messaging/validator';
 import { notificationsWorker } from '../../workers/notifications';
 import { catalog as previousCatalog } from '../fixtures/catalog-previous';
 import { validator } from '../helpers/bus';
-import { dropDatabase, orderId, TestFleet } from '../helpers/fleet';
+import { dropDatabase, orderId, testDatabaseUrl, TestFleet } from '../helpers/fleet';
 import { eventually } from '../helpers/wait';
 
 const QUEUE = 'notifications.events';
@@ -58,7 +57,7 @@ function header(m: GetMessage, name: string): string {
 describe('a rolling deploy: consumers and producers of two releases (mixed schema versions)', function () {
   this.timeout(60_000);
   // A database of its own: a relay below publishes, and marks, what it finds unsent.
-  const databaseUrl = databaseBeside(getConfig().databaseUrl, `mixed_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
+  const databaseUrl = testDatabaseUrl('mixed');
   let fleet: TestFleet;
   beforeEach(async () => {
     fleet = await TestFleet.create({ databaseUrl });

@@ -8,23 +8,28 @@ import { Publisher } from '../../shared/messaging/publisher';
 import { OutboxRelay } from '../../services/order-api/outbox';
 import { appendToStream } from '../../shared/event-store';
 import { validator } from '../helpers/bus';
-import { orderId, TestFleet } from '../helpers/fleet';
+import { dropDatabase, orderId, testDatabaseUrl, TestFleet } from '../helpers/fleet';
 import { captureLogs } from '../helpers/logs';
 import { uniqueName } from '../helpers/names';
 import { eventually } from '../helpers/wait';
 
 describe('outbox relay', function () {
   this.timeout(60_000);
+  // A database of its own: its relays publish, and mark, whatever they find unsent.
+  const databaseUrl = testDatabaseUrl('outbox');
   let fleet: TestFleet;
   const relays: OutboxRelay[] = [];
   beforeEach(async () => {
-    fleet = await TestFleet.create();
-    // Rows other runs left unsent are not this test's to publish.
+    fleet = await TestFleet.create({ databaseUrl });
+    // Rows the tests before left unsent are not this test's to publish.
     await fleet.db.query('UPDATE orders.events SET sent_at = now() WHERE sent_at IS NULL');
   });
   afterEach(async () => {
     await Promise.all(relays.splice(0).map((r) => r.stop()));
     await fleet.cleanup();
+  });
+  after(async () => {
+    await dropDatabase(databaseUrl);
   });
 
   async function relay(options: ConstructorParameters<typeof OutboxRelay>[2] = {}, db: Pool = fleet.db): Promise<OutboxRelay> {

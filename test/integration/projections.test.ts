@@ -12,7 +12,6 @@ import { expect } from 'chai';
 import pino from 'pino';
 import { Client } from 'pg';
 import { ulid } from 'ulid';
-import { databaseBeside } from '../../scripts/fleet';
 import { getConfig, type Config } from '../../shared/config';
 import { createPool, withTransaction, type Pool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
@@ -29,7 +28,7 @@ import { ProjectionFollower } from '../../shared/projections/follow';
 import { RebuildRunningError, rebuildProjection, shadowTable } from '../../shared/projections/rebuild';
 import { startCustomerOrders } from '../../workers/customer-orders';
 import { OrderProjection } from '../../workers/order-projection/handler';
-import { dropDatabase } from '../helpers/fleet';
+import { dropDatabase, testDatabaseUrl } from '../helpers/fleet';
 import { runTs } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
 
@@ -44,8 +43,7 @@ function capturingLogger(): { logger: pino.Logger; lines: string[] } {
 
 describe('projections of the event store', function () {
   this.timeout(120_000);
-  const name = `proj_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  const databaseUrl = databaseBeside(getConfig().databaseUrl, name);
+  const databaseUrl = testDatabaseUrl('proj');
   const config: Config = { ...getConfig(), databaseUrl };
   let db: Pool;
 

@@ -7,8 +7,6 @@ import { expect } from 'chai';
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { databaseBeside } from '../../scripts/fleet';
-import { getConfig } from '../../shared/config';
 import { createLogger } from '../../shared/observability/logger';
 import { SAGA, workflowIdOf } from '../../shared/saga';
 import { devServer } from '../../shared/temporal/binaries';
@@ -20,7 +18,7 @@ import { shippingWorker } from '../../workers/shipping';
 import { sagaBridgeWorker } from '../../workers/saga-bridge';
 import { reconcileAll } from '../../workers/saga-bridge/reconciler';
 import { startSagaWorker } from '../../workers/temporal/worker';
-import { dropDatabase, SAGA_ORDER, TestFleet, type SagaOrder } from '../helpers/fleet';
+import { dropDatabase, testDatabaseUrl, SAGA_ORDER, TestFleet, type SagaOrder } from '../helpers/fleet';
 import { runTs } from '../helpers/processes';
 import { freePort } from '../helpers/services';
 import { eventually } from '../helpers/wait';
@@ -47,7 +45,7 @@ describe('npm run reconcile: its flags and an unreachable Temporal', function ()
 describe('the reconciler, on a Temporal dev server and the real fleet', function () {
   this.timeout(300_000);
   // A database of the test's own: the reconciler looks at every accepted order it holds.
-  const databaseUrl = databaseBeside(getConfig().databaseUrl, `reconcile_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
+  const databaseUrl = testDatabaseUrl('reconcile');
   let port: number;
   let env: TestWorkflowEnvironment;
   let fleet: TestFleet;

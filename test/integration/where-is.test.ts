@@ -7,9 +7,7 @@
 import { expect } from 'chai';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { container } from 'tsyringe';
-import { databaseBeside } from '../../scripts/fleet';
 import type { WhereIsFacts } from '../../scripts/where-is-facts';
-import { getConfig } from '../../shared/config';
 import { TOKENS } from '../../shared/di/tokens';
 import { HEADERS } from '../../shared/messaging/headers';
 import { newEnvelope } from '../../shared/messaging/new-envelope';
@@ -24,7 +22,7 @@ import { paymentsWorker } from '../../workers/payments';
 import { sagaBridgeWorker } from '../../workers/saga-bridge';
 import { shippingWorker } from '../../workers/shipping';
 import { startSagaWorker } from '../../workers/temporal/worker';
-import { dropDatabase, TestFleet, type SagaOrder } from '../helpers/fleet';
+import { dropDatabase, testDatabaseUrl, TestFleet, type SagaOrder } from '../helpers/fleet';
 import { runTs, type Child } from '../helpers/processes';
 import { eventually } from '../helpers/wait';
 
@@ -61,7 +59,7 @@ describe('npm run where-is: bad input', function () {
 
 describe('npm run where-is, on a Temporal dev server and the real fleet', function () {
   this.timeout(180_000);
-  const databaseUrl = databaseBeside(getConfig().databaseUrl, `whereis_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
+  const databaseUrl = testDatabaseUrl('whereis');
   let env: TestWorkflowEnvironment;
   let fleet: TestFleet;
   let sagaWorker: { stop(): Promise<void> } | undefined;
