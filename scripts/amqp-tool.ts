@@ -4,7 +4,7 @@ import { getConfig, redact } from '../shared/config';
 import { HEADERS, numberHeader, stringHeader } from '../shared/messaging/headers';
 import { AmqpConnection } from '../shared/messaging/connection';
 import { Publisher } from '../shared/messaging/publisher';
-import { coreTopology, declareTopology } from '../shared/messaging/topology';
+import { coreTopology } from '../shared/messaging/topology';
 import { MessageValidator } from '../shared/messaging/validator';
 
 export interface ToolBus {
@@ -32,11 +32,7 @@ export async function connectTool(name: string): Promise<ToolBus> {
   const connection = await connectBroker(name);
   // Declaring the core exchanges (and the archive bound to them, so that what a tool
   // publishes is archived) is harmless and lets a tool work against a fresh broker.
-  await connection.addSetup(async (model) => {
-    const channel = await model.createChannel();
-    await declareTopology(channel, coreTopology(namespace));
-    await channel.close();
-  });
+  await connection.declareOnEveryConnect(coreTopology(namespace));
   const validator = new MessageValidator();
   const publisher = new Publisher(connection, validator, { namespace });
   await publisher.start();

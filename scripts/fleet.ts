@@ -154,13 +154,14 @@ export class FleetExits {
   private readonly lastFatal = new Map<string, string>();
 
   see(line: string): void {
-    const fatal = /^\[(\S+)\] (\{.*"level":60.*\})$/.exec(line);
-    if (fatal) this.lastFatal.set(fatal[1]!, fatalWords(fatal[2]!));
+    const logged = /^\[(\S+)\] (\{.*\})$/.exec(line);
+    const words = logged ? fatalWords(logged[2]!) : undefined;
+    if (words !== undefined) this.lastFatal.set(logged![1]!, words);
     const exit = /^\[start\] (\S+) (exited|failed \d+ times)/.exec(line);
     if (!exit) return;
     // An exit nobody caused names its cause, so that a chaos report says why it crashed.
-    const words = line.includes('(SIGKILL)') ? undefined : this.lastFatal.get(exit[1]!);
-    this.lines.push(words ? `${line}; its last fatal line: ${words}` : line);
+    const cause = line.includes('(SIGKILL)') ? undefined : this.lastFatal.get(exit[1]!);
+    this.lines.push(cause ? `${line}; its last fatal line: ${cause}` : line);
     this.lastFatal.delete(exit[1]!);
   }
 }
@@ -191,10 +192,11 @@ export class StartedFleet {
     this.ownDataDir = env.TEMPORAL_DB_FILE ? undefined : mkdtempSync(join(tmpdir(), 'fleet-temporal-'));
     const temporalState: Record<string, string> = this.ownDataDir ? { TEMPORAL_DB_FILE: join(this.ownDataDir, 'temporal.sqlite') } : {};
     this.child = spawn(process.execPath, ['-r', 'ts-node/register', resolve(ROOT, 'scripts/start.ts'), ...args], { cwd: ROOT, env: childEnvironment({ METRICS_PORT_BASE: '0', ...env, ...temporalState }), stdio: ['ignore', 'pipe', 'pipe'] });
-    let partial = '';
-    const onData = (chunk: Buffer): void => {
-      const lines = (partial + chunk.toString()).split('\n');
-      partial = lines.pop() ?? '';
+    // A partial line of its own for each stream: a line split across chunks is joined whole.
+    const partial = { stdout: '', stderr: '' };
+    const onData = (stream: keyof typeof partial) => (chunk: Buffer): void => {
+      const lines = (partial[stream] + chunk.toString()).split('\n');
+      partial[stream] = lines.pop() ?? '';
       for (const line of lines) {
         this.lines.push(line);
         log?.write(`${line}\n`);
@@ -204,8 +206,8 @@ export class StartedFleet {
       }
       if (this.lines.length > 20_000) this.lines.splice(0, 10_000);
     };
-    this.child.stdout.on('data', onData);
-    this.child.stderr.on('data', onData);
+    this.child.stdout.on('data', onData('stdout'));
+    this.child.stderr.on('data', onData('stderr'));
   }
 
   async waitFor(pattern: RegExp, timeoutMs: number): Promise<void> {
@@ -303,12 +305,15 @@ export function databaseBeside(databaseUrl: string, suffix: string): string {
   return url.toString();
 }
 
-/** A fatal pino line in a few words: its message and error. */
-function fatalWords(json: string): string {
+/** A fatal pino line (level 60) in a few words, its message and error; undefined for any other line. */
+function fatalWords(json: string): string | undefined {
+  let entry: { level?: unknown; msg?: unknown; err?: unknown };
   try {
-    const entry = JSON.parse(json) as { msg?: unknown; err?: unknown };
-    return [entry.msg, entry.err].filter((part) => typeof part === 'string' && part !== '').join(': ');
+    entry = JSON.parse(json) as typeof entry;
   } catch {
-    return json;
+    return undefined;
   }
+  if (entry.level !== 60) return undefined;
+  const err = typeof entry.err === 'object' && entry.err !== null ? (entry.err as { message?: unknown }).message : entry.err;
+  return [entry.msg, err].filter((part) => typeof part === 'string' && part !== '').join(': ');
 }

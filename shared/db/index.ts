@@ -4,7 +4,7 @@
 // statement have deadlines: a server that accepts but never answers must not hang a handler.
 import { Pool, types, type ClientConfig, type PoolClient, type QueryResultRow } from 'pg';
 import { getConfig } from '../config';
-import { DependencyUnavailableError, TransientError } from '../errors';
+import { DependencyUnavailableError, PermanentError, TransientError } from '../errors';
 import { DependencyWatch, FIRST_WARNING_MS } from '../observability/dependency-watch';
 import type { Logger } from '../observability/logger';
 
@@ -93,13 +93,14 @@ function observe(pool: Pool, err?: unknown): void {
  * while PostgreSQL restarted then exited instead of waiting (found by the chaos run).
  */
 const UNREACHABLE =
-  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|^timeout expired$|^Query read timeout$|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)|\b(ECONNREFUSED|ECONNRESET|EPIPE)\b/i;
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|^timeout expired$|^Query read timeout$|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)/i;
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '53300']);
 
 /** Maps a driver error: connection trouble → DependencyUnavailableError, conflicts → TransientError. */
 export function classifyDbError(err: unknown): unknown {
-  if (!(err instanceof Error)) return err;
+  // Already classified (another dependency a transaction's code found away, say): as it is.
+  if (!(err instanceof Error) || err instanceof DependencyUnavailableError || err instanceof TransientError || err instanceof PermanentError) return err;
   const code = (err as { code?: string }).code ?? '';
   if (CONNECTION_CODES.has(code) || code.startsWith('08') || UNREACHABLE.test(err.message)) {
     return new DependencyUnavailableError('postgres', err);

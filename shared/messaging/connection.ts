@@ -10,7 +10,7 @@ import type { ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { getConfig, parseAmqpUrls, redact } from '../config';
-import { errorMessage } from '../errors';
+import { BrokerRefusedError, errorMessage } from '../errors';
 import { DependencyWatch } from '../observability/dependency-watch';
 import { silentLogger, type Logger } from '../observability/logger';
 import { declareTopology, refusalBehind, type Topology } from './topology';
@@ -29,6 +29,16 @@ export class AmqpSetupTimeoutError extends Error {
 /** The connection closed, refusing nothing, while a setup hook ran on it: the hook runs again on the next one. */
 class SetupConnectionLostError extends Error {
   override name = 'SetupConnectionLostError';
+}
+
+/**
+ * Whether a connection's close says it was lost (its socket went, its heartbeat stopped, or the
+ * broker closed it as it does for a restart or close_all_connections: 320 CONNECTION_FORCED)
+ * rather than closed over a mistake of the client's (an AMQP error code), which no retry cures.
+ */
+function lostRatherThanRefused(closeError: unknown): boolean {
+  const code = (closeError as { code?: unknown } | undefined)?.code;
+  return typeof code !== 'number' || code === 320;
 }
 
 export type SetupHook = (model: ChannelModel) => Promise<void>;
@@ -218,6 +228,7 @@ export class AmqpConnection extends EventEmitter {
       this.emit('disconnect');
     });
     this.model.on('connect-failed', (err: Error) => {
+      if (err instanceof BrokerRefusedError) this.emit('setup-refused', err);
       this.watch.down(err);
       this.logger.warn({ err: errorMessage(err), broker: this.nodes.current }, 'amqp connect failed; retrying');
       this.nodes.moveOn();
@@ -258,7 +269,8 @@ export class AmqpConnection extends EventEmitter {
       } catch (err) {
         // Lost while it ran (a broker restarting as the process starts): it runs again, with
         // every other hook, on the next connection, and it has done its work once that is up.
-        if (!(err instanceof SetupConnectionLostError)) throw err;
+        // A command-line tool (initialMaxRetries) fails fast instead: it has a person waiting.
+        if (!(err instanceof SetupConnectionLostError) || this.options.initialMaxRetries !== undefined) throw err;
         if (this.connects === connects) await this.nextConnect();
       }
     }
@@ -276,7 +288,12 @@ export class AmqpConnection extends EventEmitter {
   private async runHook(model: ChannelModel, hook: SetupHook): Promise<void> {
     let onClose: (err?: unknown) => void = () => undefined;
     let connectionClosed = false;
-    const closed = new Promise<unknown>((done) => (onClose = done)).finally(() => (connectionClosed = true));
+    let closeError: unknown;
+    const closed = new Promise<unknown>((done) => (onClose = done)).then((why) => {
+      connectionClosed = true;
+      closeError = why;
+      return why;
+    });
     model.once('close', onClose);
     try {
       await hook(model);
@@ -284,7 +301,7 @@ export class AmqpConnection extends EventEmitter {
       // The hook fails as soon as its channel goes; the close may come a moment later.
       const refusal = await refusalBehind(err, closed);
       if (refusal) throw refusal;
-      if (connectionClosed) throw new SetupConnectionLostError(`the connection closed while a setup hook ran: ${errorMessage(err)}`, { cause: err });
+      if (connectionClosed && lostRatherThanRefused(closeError)) throw new SetupConnectionLostError(`the connection closed while a setup hook ran: ${errorMessage(err)}`, { cause: err });
       throw err;
     } finally {
       model.off('close', onClose);
@@ -305,17 +322,19 @@ export class AmqpConnection extends EventEmitter {
 
   /** Resolves on the next connect, its setup done; rejects if the connection is closed first. */
   private nextConnect(): Promise<void> {
+    const closedFirst = (): Error => new Error('the amqp connection was closed before it connected again');
+    if (this.closing) return Promise.reject(closedFirst());
     return new Promise((resolve, reject) => {
-      const onConnect = (): void => {
-        this.off('closed', onClosed);
-        resolve();
+      const settle = (err?: Error): void => {
+        this.off('connect', onConnect).off('closed', onClosed).off('setup-refused', onRefused);
+        if (err) reject(err);
+        else resolve();
       };
-      const onClosed = (): void => {
-        this.off('connect', onConnect);
-        reject(new Error('the amqp connection was closed before it connected again'));
-      };
-      this.once('connect', onConnect);
-      this.once('closed', onClosed);
+      const onConnect = (): void => settle();
+      const onClosed = (): void => settle(closedFirst());
+      // The broker refused what a hook declares on the new connection: no retry will cure it.
+      const onRefused = (err: Error): void => settle(err);
+      this.on('connect', onConnect).on('closed', onClosed).on('setup-refused', onRefused);
     });
   }
 

@@ -22,7 +22,7 @@ import type { MessageValidator } from './validator';
 
 const published = new Counter<'exchange' | 'outcome'>({
   name: 'messages_published_total',
-  help: 'Publishes by exchange ("(default)": the default exchange, which carries retries and dead letters) and outcome: confirmed, nacked, unroutable (returned: no queue took it), timed_out (no slot or no confirm in time), channel_closed',
+  help: 'Publishes by exchange ("(default)": the default exchange, which carries retries and dead letters) and outcome: confirmed, nacked, unroutable (returned: no queue took it), timed_out (no slot or no confirm in time), channel_closed, unserializable (its body could not be made)',
   labelNames: ['exchange', 'outcome'],
   registers: [processRegistry],
 });
@@ -40,6 +40,7 @@ const exchangeLabel = (exchange: string): string => exchange || '(default)';
 
 /** The outcome label of a publish that failed: acquire() and send() reject with nothing else than these errors. */
 function failedOutcome(err: unknown): string {
+  if (err instanceof PermanentError) return 'unserializable'; // its content() threw
   if (err instanceof PublishNackedError) return 'nacked';
   if (err instanceof UnroutableError) return 'unroutable';
   if (err instanceof PublishTimeoutError) return 'timed_out';

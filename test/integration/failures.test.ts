@@ -116,6 +116,28 @@ describe('messaging under failure', () => {
     }
   });
 
+  it('fails such a hook at once for a command-line tool (initialMaxRetries), and when the connection is closed meanwhile', async () => {
+    const failsWhen = async (options: { tool: boolean; closeMeanwhile: boolean }): Promise<void> => {
+      const connection = new AmqpConnection({ url: getConfig().amqpUrl, name: 'lost-during-add-setup-fails', ...(options.tool ? { initialMaxRetries: 3 } : {}) });
+      await connection.start();
+      try {
+        let runs = 0;
+        const adding = connection.addSetup(async (model) => {
+          if (++runs > 1) return; // a later connect's run
+          resetSocket(model);
+          if (options.closeMeanwhile) void connection.close();
+          await sleep(100);
+          await model.createChannel();
+        });
+        await expect(adding).to.be.rejectedWith(options.tool ? /the connection closed while a setup hook ran/ : /closed before it connected again/);
+      } finally {
+        await connection.close();
+      }
+    };
+    await failsWhen({ tool: true, closeMeanwhile: false });
+    await failsWhen({ tool: false, closeMeanwhile: true });
+  });
+
   it('holds messages while Redis is down and handles each once after it is back', async function () {
     this.timeout(60_000);
     const redisServer = await PrivateRedis.start();

@@ -52,6 +52,21 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       }
     });
 
+    it('makes a body given as a function once its slot is free, and gives the slot back when that fails', async () => {
+      const queue = uniqueName('test.lazy');
+      await bus.admin.assertQueue(queue, { arguments: { 'x-queue-type': 'quorum' } });
+      try {
+        const failing = bus.publisher.publish({ exchange: '', routingKey: queue, content: () => JSON.parse('{') as Buffer, options: {} });
+        await expect(failing).to.be.rejectedWith(PermanentError, /cannot serialise the message for \/test\.lazy/);
+        expect(bus.publisher.unconfirmed).to.equal(0);
+        await bus.publisher.publish({ exchange: '', routingKey: queue, content: () => Buffer.from('{"made":"late"}'), options: {} });
+        const got = await bus.admin.get(queue, { noAck: true });
+        expect(got && got.content.toString()).to.equal('{"made":"late"}');
+      } finally {
+        await bus.admin.deleteQueue(queue);
+      }
+    });
+
     it('rejects publish when the broker nacks the message', async () => {
       const queue = uniqueName('test.full');
       // A full queue with reject-publish makes the broker nack (classic queues apply the limit exactly).

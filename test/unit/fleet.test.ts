@@ -114,11 +114,17 @@ describe("a fleet's exits, as the chaos run reports them", () => {
     exits.see(fatal('payments', 'unhandled rejection; exiting so that a supervisor restarts the process', 'boom'));
     exits.see('[start] payments exited (SIGKILL); restarting in 1 s');
     exits.see('[start] saga-bridge exited (code 1); restarting in 2 s');
+    // Only a line at level 60 counts, whatever its text says; pino may give err as an object.
+    exits.see(`[inventory] ${JSON.stringify({ level: 30, msg: 'saw "level":60 in a message' })}`);
+    exits.see(`[inventory] ${JSON.stringify({ level: 60, msg: 'could not start', err: { type: 'Error', message: 'boom' } })}`);
+    exits.see(`[inventory] ${JSON.stringify({ level: 30, msg: 'not fatal' })}`);
+    exits.see('[start] inventory exited (code 1); restarting in 1 s');
     expect(exits.lines).to.deep.equal([
       '[start] saga-bridge exited (code 1); restarting in 1 s; its last fatal line: could not start: Unable to ensure migrations table: error: terminating connection',
       '[start] payments exited (SIGKILL); restarting in 1 s',
       // Its fatal line went with the first exit: a second exit without one says nothing more.
       '[start] saga-bridge exited (code 1); restarting in 2 s',
+      '[start] inventory exited (code 1); restarting in 1 s; its last fatal line: could not start: boom',
     ]);
   });
 });
