@@ -154,7 +154,8 @@ export class FleetExits {
   private readonly lastFatal = new Map<string, string>();
 
   see(line: string): void {
-    const logged = /^\[(\S+)\] (\{.*\})$/.exec(line);
+    // Parsed only when it may be fatal: a chaos run prints thousands of log lines.
+    const logged = line.includes('"level":60') ? /^\[(\S+)\] (\{.*\})$/.exec(line) : null;
     const words = logged ? fatalWords(logged[2]!) : undefined;
     if (words !== undefined) this.lastFatal.set(logged![1]!, words);
     const exit = /^\[start\] (\S+) (exited|failed \d+ times)/.exec(line);
