@@ -76,10 +76,9 @@ function timeOf(base36: string, now: number): number | undefined {
  */
 export function generatedNamespace(kind: 'test-fleet' | 'chaos' | 'bench', tag?: string, now = Date.now()): string {
   const time = now.toString(36);
-  const random = randomBytes(2).toString('hex');
-  if (kind === 'bench') return `bench${time}${random}`;
+  if (kind === 'bench') return `bench${time}${randomBytes(2).toString('hex')}`;
   if (kind === 'chaos') return `chaos${tag ?? ''}${time}`;
-  const own = tag ?? random;
+  const own = tag ?? randomBytes(2).toString('hex');
   if (!/^[0-9a-z]{0,4}$/.test(own)) throw new Error(`a test fleet's namespace tag is up to 4 of [0-9a-z], not "${own}"`);
   return `t${time}${own}`;
 }

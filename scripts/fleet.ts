@@ -147,35 +147,12 @@ export function parseReplicas(text: string): Map<string, number> {
   return counts;
 }
 
-/** The exits of a fleet's processes, read from `npm start`'s output line by line. */
-export class FleetExits {
-  /** `[start]`'s line for each exit, with the process's last fatal log line unless it was SIGKILLed. */
-  readonly lines: string[] = [];
-  private readonly lastFatal = new Map<string, string>();
-
-  see(line: string): void {
-    // Parsed only when it may be fatal: a chaos run prints thousands of log lines.
-    const logged = line.includes('"level":60') ? /^\[(\S+)\] (\{.*\})$/.exec(line) : null;
-    const words = logged ? fatalWords(logged[2]!) : undefined;
-    if (words !== undefined) this.lastFatal.set(logged![1]!, words);
-    const exit = /^\[start\] (\S+) (exited|failed \d+ times)/.exec(line);
-    if (!exit) return;
-    // An exit nobody caused names its cause, so that a chaos report says why it crashed.
-    const cause = line.includes('(SIGKILL)') ? undefined : this.lastFatal.get(exit[1]!);
-    this.lines.push(cause ? `${line}; its last fatal line: ${cause}` : line);
-    this.lastFatal.delete(exit[1]!);
-  }
-}
-
 /** `npm start` as a child process, with the pid of each process it runs. */
 export class StartedFleet {
   readonly lines: string[] = [];
   readonly pids = new Map<string, number>();
-  private readonly exitLog = new FleetExits();
-  /** `[start]`'s line for each exit of a process: FleetExits.lines. */
-  get exits(): string[] {
-    return this.exitLog.lines;
-  }
+  /** `[start]`'s line for each exit of a process (exitLine: with its cause unless a signal ended it). */
+  readonly exits: string[] = [];
   private readonly child;
   /** A folder of its own for the Temporal state, when the caller named no file: removed by stop(). */
   private readonly ownDataDir?: string;
@@ -203,7 +180,7 @@ export class StartedFleet {
         log?.write(`${line}\n`);
         const running = /^\[start\] (\S+) running \(pid (\d+)\)/.exec(line);
         if (running) this.pids.set(running[1]!, Number(running[2]));
-        this.exitLog.see(line);
+        if (/^\[start\] \S+ (exited|failed \d+ times)/.test(line)) this.exits.push(line);
       }
       if (this.lines.length > 20_000) this.lines.splice(0, 10_000);
     };
@@ -304,17 +281,4 @@ export function databaseBeside(databaseUrl: string, suffix: string): string {
   const url = new URL(databaseUrl);
   url.pathname = `${url.pathname.replace(/\/$/, '') || '/fulfillment'}_${suffix}`;
   return url.toString();
-}
-
-/** A fatal pino line (level 60) in a few words, its message and error; undefined for any other line. */
-function fatalWords(json: string): string | undefined {
-  let entry: { level?: unknown; msg?: unknown; err?: unknown };
-  try {
-    entry = JSON.parse(json) as typeof entry;
-  } catch {
-    return undefined;
-  }
-  if (entry.level !== 60) return undefined;
-  const err = typeof entry.err === 'object' && entry.err !== null ? (entry.err as { message?: unknown }).message : entry.err;
-  return [entry.msg, err].filter((part) => typeof part === 'string' && part !== '').join(': ');
 }

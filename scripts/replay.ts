@@ -435,8 +435,12 @@ export async function replay(options: ReplayOptions, deps: { connection: AmqpCon
           inFlight--;
           // A channel that closes fails its unconfirmed messages before it says why it closed
           // (its 'close', the connection's 'disconnect'): that reason, if any, is the one to give.
-          if (err) setImmediate(() => fail(`the broker did not confirm a message into "${into}" (${errorMessage(err)})`));
-          else counts.published++;
+          // The waiting loops wake only once a failure is set: a nack must never look like the end.
+          if (err) {
+            setImmediate(() => fail(`the broker did not confirm a message into "${into}" (${errorMessage(err)})`));
+            return;
+          }
+          counts.published++;
           signal();
         };
         try {

@@ -21,6 +21,16 @@ export interface Exit {
 
 export type Verdict = { restart: true; delayMs: number } | { restart: false; failures: number; cause: string };
 
+/**
+ * `npm start`'s line for a process that exited and will be restarted. An exit nobody caused
+ * (not a signal) names its cause, the process's last meaningful line, so that a supervisor's
+ * log (and a chaos report, which counts such exits as crashes) says why.
+ */
+export function exitLine(name: string, exit: Omit<Exit, 'ranMs'>, delayMs: number): string {
+  const how = exit.signal ?? `code ${String(exit.code)}${exit.lastLine ? `: ${exit.lastLine.slice(0, 300)}` : ''}`;
+  return `[start] ${name} exited (${how}); restarting in ${delayMs / 1000} s`;
+}
+
 /** pino's level of error; info and warn lines are not why a process stopped. */
 const PINO_ERROR = 50;
 /** pino's level of a warning. */

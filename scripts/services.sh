@@ -19,7 +19,7 @@ bounded() {
 # waits for one without a deadline, so a node whose file-handle cache is exhausted or stuck
 # accepts TCP connections and leaves every client waiting.
 amqp_answers() {
-  bounded 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672 || exit 1
+  bounded 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"${RABBITMQ_NODE_PORT:-5672}"' || exit 1
     printf "AMQP\x00\x00\x09\x01" >&3
     IFS= read -r -t 5 -N 1 -u 3 first && [ "$first" = $'"'"'\x01'"'"' ]' 2>/dev/null
 }

@@ -25,7 +25,7 @@ import { ensureBrokerPlugins } from './broker-plugins';
 import { runCli, UsageError } from './cli';
 import { fleetCopies, metricsLines, parseReplicas, type FleetCopy } from './fleet';
 import { freeFixedPort, listenOn, portOf, release, temporalUiPort } from './ports';
-import { DependencyWaits, meaningOf, NOT_CONNECTED_REPORT_MS, RestartPolicy } from './restart-policy';
+import { DependencyWaits, exitLine, meaningOf, NOT_CONNECTED_REPORT_MS, RestartPolicy } from './restart-policy';
 
 const ROOT = resolve(__dirname, '..');
 
@@ -144,7 +144,7 @@ class Supervisor {
         console.log(`[start] ${name} failed ${verdict.failures} times the same way (${verdict.cause}); not restarting it. The rest keep running.`);
         return;
       }
-      console.log(`[start] ${name} exited (${signal ?? `code ${String(code)}`}); restarting in ${verdict.delayMs / 1000} s`);
+      console.log(exitLine(name, { code, signal, lastLine }, verdict.delayMs));
       setTimeout(() => this.stopping || this.start(name, command), verdict.delayMs).unref();
     });
   }

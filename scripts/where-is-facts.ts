@@ -277,7 +277,7 @@ function runningVerdict(f: WhereIsFacts, wf: Extract<WorkflowFacts, { state: 'fo
   if (a.state === 'paused' || a.state === 'pause_requested') return `paused: ${a.activity} is paused in Temporal (unpause it in the Web UI or CLI)`;
   // Scheduled and not backing off, yet no worker took it: a first attempt since it was scheduled,
   // a retry since its last attempt ended (plus the longest retry interval of its kind).
-  const longestRetry = SAGA_STEPS.some((s) => s.undo.activity === a.activity) ? SAGA_MAX_RETRY_INTERVAL_MS.compensation : SAGA_MAX_RETRY_INTERVAL_MS.step;
+  const longestRetry = workerStepOf(a.activity)?.compensation ? SAGA_MAX_RETRY_INTERVAL_MS.compensation : SAGA_MAX_RETRY_INTERVAL_MS.step;
   const [waited, slack] = a.attempt <= 1 ? [since(f, a.scheduledTime), 0] : [since(f, a.lastAttemptCompleteTime), longestRetry];
   if (a.state === 'scheduled' && !a.nextAttemptScheduleTime && waited >= STALE_AFTER_MS + slack) {
     return `waiting for a Temporal worker: ${a.activity} not picked up for ${age(waited)} ${noWorker}`;

@@ -448,8 +448,8 @@ function callerOf(req: FastifyRequest): Principal {
  * /readyz says, and what the process checks by itself. A late check runs on until its own
  * deadline (a query's, a call's) ends it.
  */
-export async function failedReadinessChecks(checks: readonly ReadinessCheck[], deadlineMs = READINESS_CHECK_DEADLINE_MS): Promise<string[]> {
-  const results = await Promise.all(checks.map(async (r) => [r.name, await withDeadline(r.check(), deadlineMs).catch(() => false)] as const));
+export async function failedReadinessChecks(checks: readonly ReadinessCheck[]): Promise<string[]> {
+  const results = await Promise.all(checks.map(async (r) => [r.name, await withDeadline(r.check(), READINESS_CHECK_DEADLINE_MS).catch(() => false)] as const));
   return results.filter(([, ok]) => !ok).map(([name]) => name);
 }
 

@@ -98,9 +98,10 @@ export class OutboxRelay {
 
   /**
    * Claims, publishes and marks one batch; returns how many rows it published. The rows the
-   * broker confirmed are marked sent even when others failed: those stay unsent, and the
-   * first failure is thrown once the marks are committed (so one event that cannot go out,
-   * such as one PUBLISH_HOLD_BACK cannot carry, holds back no other).
+   * broker confirmed are marked sent even when others failed: those stay unsent, so one event
+   * that cannot go out (one PUBLISH_HOLD_BACK cannot carry, say) holds back no other. A batch
+   * that published some says so in a warning and the relay goes on at its pace; one that
+   * published none throws its first failure, and the relay backs off.
    */
   async drainOnce(): Promise<number> {
     const { published, failure } = await withTransaction(this.db, async (tx) => {
@@ -118,7 +119,8 @@ export class OutboxRelay {
       return { published: sent.length, failure: failed };
     });
     relayed.inc(published);
-    if (failure) throw failure.reason;
+    if (failure && published === 0) throw failure.reason;
+    if (failure) this.logger.warn({ err: errorMessage(failure.reason), published }, 'outbox: an event of the batch could not go out; it stays unsent');
     return published;
   }
 

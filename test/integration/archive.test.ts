@@ -191,6 +191,17 @@ describe('the event archive and npm run replay', function () {
       expect(JSON.parse(first.content.toString()) as unknown).to.deep.equal(events[0]);
     });
 
+    it('fails, rather than ends, when the broker refuses a message it replays (a full queue nacks)', async () => {
+      await bus.payments(5);
+      const full = inNamespace(bus.namespace, 'replay.full');
+      await bus.admin.assertQueue(full, { durable: true, arguments: { 'x-max-length': 2, 'x-overflow': 'reject-publish' } });
+      try {
+        await expect(bus.replay({ from: { kind: 'first' }, into: 'replay.full' })).to.be.rejectedWith(/the broker did not confirm a message into/);
+      } finally {
+        await bus.admin.deleteQueue(full);
+      }
+    });
+
     it('--from <offset> starts at that offset', async () => {
       const sent = await bus.payments(10);
       const summary = await bus.replay({ from: { kind: 'offset', offset: 7 } });

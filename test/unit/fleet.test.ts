@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { FLEET, FleetExits, MAX_REPLICAS, parseReplicas, replicaNames } from '../../scripts/fleet';
+import { FLEET, MAX_REPLICAS, parseReplicas, replicaNames } from '../../scripts/fleet';
 import { DEFINITIONS_FILE, fleetAccess, renderDefinitions } from '../../scripts/rabbitmq-definitions';
 import { UsageError } from '../../scripts/cli';
 import { partitionsOf } from '../../workers/order-projection';
@@ -101,30 +101,5 @@ describe("the order-projection's partitions over its replicas", () => {
       const owned = Array.from({ length: count }, (_, i) => names(partitionsOf(queues, { index: i + 1, count }).own)).flat();
       expect(owned.sort(), `${count} replicas`).to.deep.equal(['p0', 'p1', 'p2', 'p3']);
     }
-  });
-});
-
-describe("a fleet's exits, as the chaos run reports them", () => {
-  it('names the cause of an exit nobody caused (the last fatal line of that process), and none for a SIGKILL', () => {
-    const exits = new FleetExits();
-    const fatal = (name: string, msg: string, err: string): string => `[${name}] ${JSON.stringify({ level: 60, name, msg, err })}`;
-    exits.see(fatal('saga-bridge', 'could not start', 'Unable to ensure migrations table: error: terminating connection'));
-    exits.see('[payments] {"level":40,"msg":"handler failed"}');
-    exits.see('[start] saga-bridge exited (code 1); restarting in 1 s');
-    exits.see(fatal('payments', 'unhandled rejection; exiting so that a supervisor restarts the process', 'boom'));
-    exits.see('[start] payments exited (SIGKILL); restarting in 1 s');
-    exits.see('[start] saga-bridge exited (code 1); restarting in 2 s');
-    // Only a line at level 60 counts, whatever its text says; pino may give err as an object.
-    exits.see(`[inventory] ${JSON.stringify({ level: 30, msg: 'saw "level":60 in a message' })}`);
-    exits.see(`[inventory] ${JSON.stringify({ level: 60, msg: 'could not start', err: { type: 'Error', message: 'boom' } })}`);
-    exits.see(`[inventory] ${JSON.stringify({ level: 30, msg: 'not fatal' })}`);
-    exits.see('[start] inventory exited (code 1); restarting in 1 s');
-    expect(exits.lines).to.deep.equal([
-      '[start] saga-bridge exited (code 1); restarting in 1 s; its last fatal line: could not start: Unable to ensure migrations table: error: terminating connection',
-      '[start] payments exited (SIGKILL); restarting in 1 s',
-      // Its fatal line went with the first exit: a second exit without one says nothing more.
-      '[start] saga-bridge exited (code 1); restarting in 2 s',
-      '[start] inventory exited (code 1); restarting in 1 s; its last fatal line: could not start: boom',
-    ]);
   });
 });

@@ -2,7 +2,7 @@
 // which failures count as "the same way".
 import { expect } from 'chai';
 import { EXIT_INCURABLE } from '../../shared/errors';
-import { DependencyWaits, dependencyWaitOf, GIVE_UP_AFTER, meaningOf, RestartPolicy, START_WINDOW_MS, type Exit } from '../../scripts/restart-policy';
+import { DependencyWaits, dependencyWaitOf, exitLine, GIVE_UP_AFTER, meaningOf, RestartPolicy, START_WINDOW_MS, type Exit } from '../../scripts/restart-policy';
 
 const failure = (lastLine: string, code = 1, ranMs = 2_000): Exit => ({ code, signal: null, ranMs, lastLine });
 
@@ -83,5 +83,16 @@ describe("npm start's view of the dependencies a process waits for", () => {
     for (const l of ['plain text', '{not json', JSON.stringify({ level: 50, msg: 'boom' }), JSON.stringify({ level: 40, dependency: 7 })]) waits.observe(l);
     expect(waits.pending).to.deep.equal([]);
     expect(dependencyWaitOf(line(40, 'rabbitmq', 'x'))).to.deep.equal({ dependency: 'rabbitmq', waiting: true });
+  });
+});
+
+describe("npm start's line for a process it restarts", () => {
+  it('names the cause of an exit nobody caused (its last meaningful line), and none for a signal', () => {
+    const cause = meaningOf(JSON.stringify({ level: 60, time: 1, pid: 7, msg: 'could not start', err: 'Unable to ensure migrations table: error: terminating connection' }))!;
+    expect(exitLine('saga-bridge', { code: 1, signal: null, lastLine: cause }, 1_000)).to.equal(
+      '[start] saga-bridge exited (code 1: could not start: Unable to ensure migrations table: error: terminating connection); restarting in 1 s',
+    );
+    expect(exitLine('payments#2', { code: null, signal: 'SIGKILL', lastLine: 'an older error' }, 1_000)).to.equal('[start] payments#2 exited (SIGKILL); restarting in 1 s');
+    expect(exitLine('inventory', { code: 1, signal: null, lastLine: '' }, 5_000)).to.equal('[start] inventory exited (code 1); restarting in 5 s');
   });
 });
