@@ -59,17 +59,27 @@ export interface RedisDedupOptions {
 // must not overwrite (or free) the claim of the delivery that took over. Done is final:
 // nothing overwrites or frees a done marker.
 
-// KEYS[1] the dedup key. ARGV[1] a fresh token, ARGV[2] the lease in ms.
-// Returns {'claimed'}, {'done', outcome} or {'in_progress'}.
+// Claims and completions are batched: those asked for in one turn of the event loop go to
+// Redis as one script call (at most MAX_BATCH keys each), so a consumer with many deliveries
+// in flight pays one command, not one per message. A batch is atomic as a whole, and each
+// key in it is decided exactly as it would be alone.
+
+// KEYS the dedup keys. ARGV[1] the batch's fresh token, ARGV[2] the lease in ms. Claim i's
+// token is ARGV[1] .. ':' .. i, so a key asked for twice in one batch is claimed once.
+// Returns for each key 'c' (claimed), 'i' (in progress) or 'd:<outcome>' (done).
 const CLAIM = `
-local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], 'p:' .. ARGV[1], 'PX', ARGV[2])
-  return {'claimed'}
+local out = {}
+for i = 1, #KEYS do
+  local mine = 'p:' .. ARGV[1] .. ':' .. i
+  local v = redis.call('GET', KEYS[i])
+  if not v then
+    redis.call('SET', KEYS[i], mine, 'PX', ARGV[2])
+    out[i] = 'c'
+  elseif string.sub(v, 1, 2) == 'd:' then out[i] = v
+  elseif v == mine then out[i] = 'c'
+  else out[i] = 'i' end
 end
-if string.sub(v, 1, 2) == 'd:' then return {'done', string.sub(v, 3)} end
-if v == 'p:' .. ARGV[1] then return {'claimed'} end
-return {'in_progress'}`;
+return out`;
 
 // KEYS[1] the dedup key. ARGV[1] the owner's token, ARGV[2] the lease in ms.
 // Returns 1 when extended, 0 when the claim is not owned (expired, taken over, or done).
@@ -79,21 +89,25 @@ if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then
 end
 return 0`;
 
-// KEYS[1] the dedup key. ARGV[1] the owner's token, ARGV[2] the outcome, ARGV[3] how long
-// the done marker is kept, in ms. Returns 1 when marked done; 2 when it was done already,
-// changing nothing; 0 when another token holds the claim or there is none.
+// KEYS the dedup keys. ARGV[1] how long a done marker is kept, in ms; then, for key i, its
+// owner's token ARGV[2i] and the outcome ARGV[2i+1]. Returns for each key 1 when marked
+// done; 2 when it was done already, changing nothing; 0 when another token holds the claim
+// or there is none.
 // 2 is not an error, whoever marked it: a retry of a complete that timed out finds its own
 // first attempt's marker, and a delivery that outlived its lease finds the marker of the one
 // that took over. Either way the message is done, and the results it published carry ids
 // derived from their cause, so consumers take them once.
 const COMPLETE = `
-local v = redis.call('GET', KEYS[1])
-if v == 'p:' .. ARGV[1] then
-  redis.call('SET', KEYS[1], 'd:' .. ARGV[2], 'PX', ARGV[3])
-  return 1
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if v == 'p:' .. ARGV[2 * i] then
+    redis.call('SET', KEYS[i], 'd:' .. ARGV[2 * i + 1], 'PX', ARGV[1])
+    out[i] = 1
+  elseif v and string.sub(v, 1, 2) == 'd:' then out[i] = 2
+  else out[i] = 0 end
 end
-if v and string.sub(v, 1, 2) == 'd:' then return 2 end
-return 0`;
+return out`;
 
 // KEYS[1] the dedup key. ARGV[1] the owner's token.
 // Returns 1 when released, 0 when the claim is not owned.
@@ -101,10 +115,14 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/** The most keys one claim or complete script call takes: a script blocks Redis while it runs. */
+const MAX_BATCH = 256;
+
 interface DedupCommands {
-  dedupClaim(key: string, token: string, leaseMs: number): Promise<[string, string?]>;
+  /** Arguments: the number of keys, the keys, then ARGV. */
+  dedupClaim(...args: Array<string | number>): Promise<string[]>;
   dedupExtend(key: string, token: string, leaseMs: number): Promise<number>;
-  dedupComplete(key: string, token: string, outcome: string, ttlMs: number): Promise<number>;
+  dedupComplete(...args: Array<string | number>): Promise<number[]>;
   dedupRelease(key: string, token: string): Promise<number>;
 }
 
@@ -171,21 +189,64 @@ export function createRedis(url: string, connectionName = 'order-fulfillment', o
   return redis;
 }
 
+/**
+ * Requests made in one turn of the event loop (up to the next process.nextTick), sent as
+ * one call per MAX_BATCH of them. `send` answers each request in order; when the call fails,
+ * every request in it fails with the same error.
+ */
+class Batcher<Request, Answer> {
+  private queued: Array<{ request: Request; resolve: (answer: Answer) => void; reject: (err: unknown) => void }> = [];
+
+  constructor(private readonly send: (requests: Request[]) => Promise<Answer[]>) {}
+
+  add(request: Request): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      if (this.queued.length === 0) process.nextTick(() => this.flush());
+      this.queued.push({ request, resolve, reject });
+    });
+  }
+
+  private flush(): void {
+    const queued = this.queued;
+    this.queued = [];
+    for (let from = 0; from < queued.length; from += MAX_BATCH) {
+      const part = queued.slice(from, from + MAX_BATCH);
+      this.send(part.map((q) => q.request)).then(
+        (answers) => part.forEach((q, i) => q.resolve(answers[i] as Answer)),
+        (err: unknown) => part.forEach((q) => q.reject(err)),
+      );
+    }
+  }
+}
+
 export class RedisDedupStore implements DedupStore {
   private readonly redis: Redis & DedupCommands;
   readonly leaseMs: number;
   private readonly doneTtlMs: number;
   private readonly prefix: string;
+  /** Each answer: the claim's token, or 'i' (in progress) or 'd:<outcome>' (done). */
+  private readonly claims: Batcher<string, string>;
+  private readonly completions: Batcher<{ key: string; token: string; outcome: string }, number>;
 
   constructor(redis: Redis, options: RedisDedupOptions = {}) {
     this.leaseMs = options.leaseMs ?? 30_000;
     this.doneTtlMs = options.doneTtlMs ?? 7 * 24 * 3600 * 1000;
     this.prefix = options.prefix ?? 'dedup';
-    redis.defineCommand('dedupClaim', { numberOfKeys: 1, lua: CLAIM });
+    redis.defineCommand('dedupClaim', { lua: CLAIM });
     redis.defineCommand('dedupExtend', { numberOfKeys: 1, lua: EXTEND });
-    redis.defineCommand('dedupComplete', { numberOfKeys: 1, lua: COMPLETE });
+    redis.defineCommand('dedupComplete', { lua: COMPLETE });
     redis.defineCommand('dedupRelease', { numberOfKeys: 1, lua: RELEASE });
     this.redis = redis as Redis & DedupCommands;
+    this.claims = new Batcher(async (keys) => {
+      const token = randomUUID();
+      const answers = await this.guard(this.redis.dedupClaim(keys.length, ...keys, token, this.leaseMs));
+      return answers.map((answer, i) => (answer === 'c' ? `${token}:${i + 1}` : answer));
+    });
+    this.completions = new Batcher((requests) => {
+      const args: Array<string | number> = [requests.length, ...requests.map((r) => r.key), this.doneTtlMs];
+      for (const r of requests) args.push(r.token, r.outcome);
+      return this.guard(this.redis.dedupComplete(...args));
+    });
   }
 
   key(consumer: string, messageId: string): string {
@@ -193,12 +254,16 @@ export class RedisDedupStore implements DedupStore {
   }
 
   async claim(consumer: string, messageId: string): Promise<ClaimResult> {
-    const token = randomUUID();
-    const [status, outcome] = await this.guard(this.redis.dedupClaim(this.key(consumer, messageId), token, this.leaseMs));
-    if (status === 'claimed') return { status, token };
-    dedupHits.inc({ consumer, state: status === 'done' ? 'done' : 'in_progress' });
-    if (status === 'done') return { status, outcome: outcome ?? '' };
-    return { status: 'in_progress' };
+    const answer = await this.claims.add(this.key(consumer, messageId));
+    if (answer === 'i') {
+      dedupHits.inc({ consumer, state: 'in_progress' });
+      return { status: 'in_progress' };
+    }
+    if (answer.startsWith('d:')) {
+      dedupHits.inc({ consumer, state: 'done' });
+      return { status: 'done', outcome: answer.slice(2) };
+    }
+    return { status: 'claimed', token: answer };
   }
 
   async extend(consumer: string, messageId: string, token: string): Promise<boolean> {
@@ -207,7 +272,7 @@ export class RedisDedupStore implements DedupStore {
 
   async complete(consumer: string, messageId: string, token: string, outcome: string): Promise<void> {
     const key = this.key(consumer, messageId);
-    if ((await this.guard(this.redis.dedupComplete(key, token, outcome, this.doneTtlMs))) === 0) throw new LeaseLostError(key);
+    if ((await this.completions.add({ key, token, outcome })) === 0) throw new LeaseLostError(key);
   }
 
   async release(consumer: string, messageId: string, token: string): Promise<void> {

@@ -3,13 +3,14 @@
 import { expect } from 'chai';
 import { getConfig } from '../../shared/config';
 import { TransientError } from '../../shared/errors';
-import type { ChannelModel } from 'amqplib';
+import type { Channel, ChannelModel, Message } from 'amqplib';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AmqpConnection } from '../../shared/messaging/connection';
+import { Consumer } from '../../shared/messaging/consumer';
 import { newEnvelope } from '../../shared/messaging/new-envelope';
 import { dlqName } from '../../shared/messaging/topology';
-import { captureData, TestBus } from '../helpers/bus';
+import { captureData, TestBus, validator } from '../helpers/bus';
 import { runTs } from '../helpers/processes';
 import { closeAllBrokerConnections, PrivateRedis } from '../helpers/services';
 import { eventually, holds } from '../helpers/wait';
@@ -67,6 +68,49 @@ describe('messaging under failure', () => {
     await eventually(() => [...confirmed].every((id) => handled.has(id)), { timeoutMs: 60_000, what: `all ${total} confirmed messages handled (have ${handled.size})` });
     expect([...handled.values()].every((n) => n === 1)).to.equal(true, 'a message was handled twice');
     expect(disconnects).to.equal(1, 'the broker did not interrupt the flow; the test proved nothing');
+  });
+
+it('acks the deliveries that finished together, with one multiple ack below the first still being handled, which that ack never covers: it comes back after a connection loss', async () => {
+    const { connection, publisher } = await bus.connect('test-acks');
+    const spec = bus.queue('acks');
+    const handled: string[] = [];
+    const acks: Array<{ tag: number; multiple: boolean }> = [];
+    const channels = Object.getPrototypeOf(bus.admin) as Channel; // every channel's class
+    const ack = channels.ack; // eslint-disable-line @typescript-eslint/unbound-method -- restored below, called with its channel
+    channels.ack = function (this: Channel, msg: Message, allUpTo?: boolean) {
+      acks.push({ tag: msg.fields.deliveryTag, multiple: allUpTo === true });
+      return ack.call(this, msg, allUpTo);
+    };
+    const consumer = new Consumer(connection, publisher, validator, {
+      queue: spec,
+      dedup: null,
+      prefetch: 10,
+      drainTimeoutMs: 200, // the first delivery of the fourth never ends
+      handlers: {
+        'payments.capture': async (e, ctx) => {
+          // The fourth waits until its connection is gone; its redelivery finishes.
+          if (e.data.orderId === 'o-4' && !ctx.redelivered) await new Promise(() => undefined);
+          handled.push(e.data.orderId);
+        },
+      },
+    });
+    try {
+      await consumer.start();
+      for (const n of [1, 2, 3, 4, 5]) await bus.send('payments.capture', captureData(`o-${n}`));
+      await eventually(() => handled.length === 4, { what: 'the four quick messages' });
+      await eventually(() => acks.length >= 2 && acks.some((a) => a.tag === 5), { what: 'the acks sent' });
+      expect(acks.some((a) => a.multiple)).to.equal(true);
+      // Tag 4 (the fourth delivery on this channel) is never acked, alone or by a multiple ack.
+      expect(acks.filter((a) => a.tag === 4 || (a.multiple && a.tag > 4))).to.deep.equal([]);
+      await sleep(300); // the acks reach the broker
+      resetSocket(connection.channelModel as ChannelModel);
+      await eventually(() => handled.length === 5, { what: 'the fourth message, redelivered' });
+      await holds(() => handled.length === 5, 500, 'no other message redelivered');
+      expect([...handled].sort()).to.deep.equal(['o-1', 'o-2', 'o-3', 'o-4', 'o-5']);
+    } finally {
+      channels.ack = ack;
+      await consumer.stop();
+    }
   });
 
   it('survives a socket reset while its setup hooks run after a reconnect, and connects again (found by the chaos run: the process died)', async () => {

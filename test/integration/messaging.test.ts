@@ -183,6 +183,40 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       await expect(store.complete('c', id, claim.token, '[]')).to.be.rejectedWith(LeaseLostError);
       expect((await store.claim('c', id)).status).to.equal('claimed');
     });
+
+    it('decides each key of a batch as it would alone: the claims and completions of one turn go as one script call each', async () => {
+      const { store, redis } = bus.dedup({ leaseMs: 5_000 });
+      await eventually(() => redis.status === 'ready', { what: 'Redis' });
+      const [fresh, twice, held, done] = ['fresh', 'twice', 'held', 'done'].map((n) => uniqueName(n)) as [string, string, string, string];
+      const heldClaim = await store.claim('c', held);
+      const doneClaim = await store.claim('c', done);
+      if (heldClaim.status !== 'claimed' || doneClaim.status !== 'claimed') throw new Error('expected claims');
+      await store.complete('c', done, doneClaim.token, '["out"]');
+      const monitor = await redis.duplicate().monitor();
+      const scripts: string[] = [];
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (args[0]?.toLowerCase() === 'evalsha' && args.some((a) => a.includes(bus.dedupPrefix))) scripts.push(args.join(' '));
+      });
+      const claims = await Promise.all([fresh, twice, twice, held, done].map((id) => store.claim('c', id)));
+      expect(claims.map((c) => c.status)).to.deep.equal(['claimed', 'claimed', 'in_progress', 'in_progress', 'done']);
+      expect(claims[4]).to.deep.equal({ status: 'done', outcome: '["out"]' });
+      const [freshClaim, twiceClaim] = claims as unknown as [{ token: string }, { token: string }];
+      expect(freshClaim.token).to.not.equal(twiceClaim.token);
+      const completions = await Promise.allSettled([
+        store.complete('c', fresh, freshClaim.token, '["a"]'),
+        store.complete('c', twice, freshClaim.token, '["stolen"]'), // another claim's token
+        store.complete('c', done, 'any-token', '["again"]'),
+      ]);
+      expect(completions.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+      expect((completions[1] as PromiseRejectedResult).reason).to.be.instanceOf(LeaseLostError);
+      expect(await redis.get(`${bus.dedupPrefix}:c:${fresh}`)).to.equal('d:["a"]');
+      expect(await redis.get(`${bus.dedupPrefix}:c:${twice}`)).to.equal(`p:${twiceClaim.token}`);
+      expect(await redis.get(`${bus.dedupPrefix}:c:${done}`)).to.equal('d:["out"]');
+      await eventually(() => scripts.length === 2, { what: 'the two script calls in MONITOR' });
+      monitor.disconnect();
+      expect(scripts[0]).to.include(fresh).and.include(held).and.include(done);
+      expect(scripts[1]).to.include(fresh).and.include(twice).and.include(done);
+    });
   });
 
   describe('consumer loop', () => {

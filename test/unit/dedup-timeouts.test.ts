@@ -13,6 +13,8 @@ class FakeRedis {
   status = 'ready';
   disconnects = 0;
   answers = true;
+  /** Claim commands sent. */
+  sent = 0;
 
   defineCommand(): void {}
 
@@ -20,8 +22,10 @@ class FakeRedis {
     this.disconnects++;
   }
 
-  dedupClaim(): Promise<[string]> {
-    if (this.answers) return Promise.resolve(['in_progress']);
+  /** Every key is in progress elsewhere. Arguments: the number of keys, the keys, the token, the lease. */
+  dedupClaim(keys: number): Promise<string[]> {
+    this.sent++;
+    if (this.answers) return Promise.resolve(Array.from({ length: keys }, () => 'i'));
     return new Promise((_, reject) => setTimeout(() => reject(new Error(TIMED_OUT)), 20));
   }
 }
@@ -31,11 +35,18 @@ function storeOn(redis: FakeRedis): RedisDedupStore {
 }
 
 describe('dedup store: commands that time out', () => {
-  it('keeps the connection when one slow reply times out the commands sent with it', async () => {
+  it('keeps the connection when one slow reply times out the claims sent with it', async () => {
     const redis = new FakeRedis();
     const store = storeOn(redis);
     redis.answers = false;
-    const results = await Promise.allSettled([store.claim('c', 'a'), store.claim('c', 'b'), store.claim('c', 'c')]);
+    // Claims of one turn go as one command: three turns make three commands, all sent before the first timed out.
+    const claims: Array<Promise<unknown>> = [];
+    for (const id of ['a', 'b', 'c']) {
+      claims.push(store.claim('c', id));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(redis.sent).to.equal(3);
+    const results = await Promise.allSettled(claims);
     expect(results.map((r) => r.status === 'rejected' && r.reason instanceof DependencyUnavailableError)).to.deep.equal([true, true, true]);
     expect(redis.disconnects).to.equal(0);
   });
