@@ -191,8 +191,9 @@ export function createRedis(url: string, connectionName = 'order-fulfillment', o
 
 /**
  * Requests made in one turn of the event loop (up to the next process.nextTick), sent as
- * one call per MAX_BATCH of them. `send` answers each request in order; when the call fails,
- * every request in it fails with the same error.
+ * one call per MAX_BATCH of them. `send` (an async function: it never throws, it rejects)
+ * answers each request in order; when the call fails, every request in it fails with the
+ * same error.
  */
 class Batcher<Request, Answer> {
   private queued: Array<{ request: Request; resolve: (answer: Answer) => void; reject: (err: unknown) => void }> = [];
@@ -242,7 +243,7 @@ export class RedisDedupStore implements DedupStore {
       const answers = await this.guard(this.redis.dedupClaim(keys.length, ...keys, token, this.leaseMs));
       return answers.map((answer, i) => (answer === 'c' ? `${token}:${i + 1}` : answer));
     });
-    this.completions = new Batcher((requests) => {
+    this.completions = new Batcher(async (requests) => {
       const args: Array<string | number> = [requests.length, ...requests.map((r) => r.key), this.doneTtlMs];
       for (const r of requests) args.push(r.token, r.outcome);
       return this.guard(this.redis.dedupComplete(...args));

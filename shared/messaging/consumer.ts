@@ -44,7 +44,11 @@ interface Subscription {
   model: ChannelModel;
   open: boolean;
   consumerTag?: string;
-  /** Delivery tags received and neither acked nor nacked yet, in the order received (ascending). */
+  /**
+   * Delivery tags received and neither acked nor nacked yet, in the order received
+   * (ascending). A delivery given up unsettled (the consumer stopping, the channel closed)
+   * stays here on purpose: no multiple ack may reach it.
+   */
   unsettled: Set<number>;
   /** Deliveries acked in this turn of the event loop, sent at its end (flushAcks). */
   acks: ConsumeMessage[];
@@ -442,9 +446,11 @@ export class Consumer {
     }
   }
 
-  // An ack or nack on a closed channel is meaningless: the broker has already requeued the message.
-
-  /** Acks at the end of this turn of the event loop, with the other acks of the turn (flushAcks). */
+  /**
+   * Acks at the end of this turn of the event loop, with the other acks of the turn
+   * (flushAcks). An ack or nack on a closed channel is meaningless: the broker has already
+   * requeued the message.
+   */
   private ack(msg: ConsumeMessage, sub: Subscription): void {
     if (!sub.open) return;
     sub.unsettled.delete(msg.fields.deliveryTag);

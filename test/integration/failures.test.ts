@@ -70,7 +70,7 @@ describe('messaging under failure', () => {
     expect(disconnects).to.equal(1, 'the broker did not interrupt the flow; the test proved nothing');
   });
 
-it('acks the deliveries that finished together, with one multiple ack below the first still being handled, which that ack never covers: it comes back after a connection loss', async () => {
+  it('acks the deliveries that finished together, with one multiple ack below the first still being handled, which that ack never covers: it comes back after a connection loss', async () => {
     const { connection, publisher } = await bus.connect('test-acks');
     const spec = bus.queue('acks');
     const handled: string[] = [];

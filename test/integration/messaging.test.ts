@@ -217,6 +217,21 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       expect(scripts[0]).to.include(fresh).and.include(held).and.include(done);
       expect(scripts[1]).to.include(fresh).and.include(twice).and.include(done);
     });
+
+    it('splits a turn of more than 256 claims into calls of 256, each claim answered with its own token, and stores any outcome as it was given', async () => {
+      const { store, redis } = bus.dedup({ leaseMs: 5_000 });
+      await eventually(() => redis.status === 'ready', { what: 'Redis' });
+      const ids = Array.from({ length: 300 }, (_, i) => uniqueName(`many${i}`));
+      const claims = await Promise.all(ids.map((id) => store.claim('c', id)));
+      const tokens = claims.map((c) => (c.status === 'claimed' ? c.token : c.status));
+      expect(new Set(tokens).size).to.equal(300);
+      expect(new Set(tokens.map((t) => t.split(':')[0])).size).to.equal(2); // two calls, each with its token
+      for (const [i, id] of ids.entries()) expect(await redis.get(`${bus.dedupPrefix}:c:${id}`)).to.equal(`p:${tokens[i]}`);
+      const outcomes = ['', 'd:x', 'i', 'c', 'line\nbreak', 'ünïcödé ✓', '["x"]'];
+      await Promise.all(ids.map((id, i) => store.complete('c', id, tokens[i] as string, outcomes[i % outcomes.length] as string)));
+      const again = await Promise.all(ids.map((id) => store.claim('c', id)));
+      expect(again.map((c) => (c.status === 'done' ? c.outcome : c.status))).to.deep.equal(ids.map((_, i) => outcomes[i % outcomes.length]));
+    });
   });
 
   describe('consumer loop', () => {

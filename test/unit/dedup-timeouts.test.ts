@@ -51,6 +51,16 @@ describe('dedup store: commands that time out', () => {
     expect(redis.disconnects).to.equal(0);
   });
 
+  it('fails every claim of a batch when its one command times out, and keeps the connection', async () => {
+    const redis = new FakeRedis();
+    const store = storeOn(redis);
+    redis.answers = false;
+    const results = await Promise.allSettled([store.claim('c', 'a'), store.claim('c', 'b'), store.claim('c', 'c')]);
+    expect(redis.sent).to.equal(1);
+    expect(results.map((r) => r.status === 'rejected' && r.reason instanceof DependencyUnavailableError)).to.deep.equal([true, true, true]);
+    expect(redis.disconnects).to.equal(0);
+  });
+
   it('drops the connection when a command sent after one timed out times out too', async () => {
     const redis = new FakeRedis();
     const store = storeOn(redis);
