@@ -49,8 +49,8 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     committedAt.set(e.eventId, performance.now());
   };
   try {
-    await relay.drainOnce().catch(() => 0); // rows others left unsent go first, outside the measurement
-    while ((await relay.drainOnce()) > 0);
+    await relay.drainOnce().catch(() => undefined); // rows others left unsent go first, outside the measurement
+    while ((await relay.drainOnce()).published > 0);
     await relay.start();
     relayRunning = true;
 
@@ -78,7 +78,7 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
       },
     });
     const t = performance.now();
-    while (confirmedAt.size < mine.size) if ((await drainer.drainOnce()) === 0) break;
+    while (confirmedAt.size < mine.size) if ((await drainer.drainOnce()).published === 0) break;
     const drain = { rows: confirmedAt.size, rowsPerSec: Math.round(confirmedAt.size / ((performance.now() - t) / 1000)) };
     return { steady, drain };
   } finally {

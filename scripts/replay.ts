@@ -269,6 +269,8 @@ export async function replay(options: ReplayOptions, deps: { connection: AmqpCon
 
   const counts = { read: 0, matched: 0, published: 0 };
   let failure: Error | undefined;
+  /** Messages the broker nacked: the replay fails once the reason is worded (fail). */
+  let nacked = 0;
   let wake: (() => void) | undefined;
   const signal = (): void => {
     const w = wake;
@@ -435,8 +437,10 @@ export async function replay(options: ReplayOptions, deps: { connection: AmqpCon
           inFlight--;
           // A channel that closes fails its unconfirmed messages before it says why it closed
           // (its 'close', the connection's 'disconnect'): that reason, if any, is the one to give.
-          // The waiting loops wake only once a failure is set: a nack must never look like the end.
+          // Counted at once, worded a moment later: a nack must never look like the end, even
+          // when a later confirm of the same turn wakes the last wait.
           if (err) {
+            nacked++;
             setImmediate(() => fail(`the broker did not confirm a message into "${into}" (${errorMessage(err)})`));
             return;
           }
@@ -457,7 +461,7 @@ export async function replay(options: ReplayOptions, deps: { connection: AmqpCon
     // Stop reading; what the reader holds unacked goes nowhere (a stream keeps everything).
     reading = false;
     for (const channel of [reader, next, last]) await channel.close().catch(() => undefined);
-    while (inFlight > 0 && !failure) await waitFor();
+    while ((inFlight > 0 || nacked > 0) && !failure) await waitFor();
     check();
     publishing = false;
     await out.close();

@@ -12,7 +12,6 @@ import { FLEET } from './fleet';
 /** How long something may look stuck before the verdict calls it stuck (an event unsent, a read model behind, a task not picked up). */
 export const STALE_AFTER_MS = 10_000;
 
-
 /** One event of the order's stream (orders.events). */
 export interface EventFact {
   version: number;

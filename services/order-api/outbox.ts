@@ -75,10 +75,11 @@ export class OutboxRelay {
     while (!this.stopped) {
       try {
         this.notified = false;
-        const published = await this.drainOnce();
+        const { claimed } = await this.drainOnce();
         failures = 0;
-        // More may be waiting; or a commit notified while this batch ran (no wake was set then).
-        if (published === this.batchSize || this.notified) continue;
+        // More may be waiting (a full batch, even one with an event that could not go out); or
+        // a commit notified while this batch ran (no wake was set then).
+        if (claimed === this.batchSize || this.notified) continue;
       } catch (err) {
         failures++;
         this.logger.warn({ err: errorMessage(err) }, 'outbox: batch failed; will retry');
@@ -97,31 +98,31 @@ export class OutboxRelay {
   }
 
   /**
-   * Claims, publishes and marks one batch; returns how many rows it published. The rows the
+   * Claims, publishes and marks one batch; returns how many rows it claimed and published. The rows the
    * broker confirmed are marked sent even when others failed: those stay unsent, so one event
    * that cannot go out (one PUBLISH_HOLD_BACK cannot carry, say) holds back no other. A batch
    * that published some says so in a warning and the relay goes on at its pace; one that
    * published none throws its first failure, and the relay backs off.
    */
-  async drainOnce(): Promise<number> {
-    const { published, failure } = await withTransaction(this.db, async (tx) => {
+  async drainOnce(): Promise<{ claimed: number; published: number }> {
+    const { claimed, published, failure } = await withTransaction(this.db, async (tx) => {
       const rows = await tx.query<{ id: string; envelope: Envelope; trace_context: TraceCarrier | null }>(
         'SELECT position AS id, envelope, trace_context FROM orders.events WHERE sent_at IS NULL ORDER BY position LIMIT $1 FOR UPDATE SKIP LOCKED',
         [this.batchSize],
       );
-      if (rows.rows.length === 0) return { published: 0, failure: undefined };
+      if (rows.rows.length === 0) return { claimed: 0, published: 0, failure: undefined };
       // Each event's publish span is a child of the span that appended it: one order, one trace.
       const results = await Promise.allSettled(rows.rows.map((r) => withTraceContext(r.trace_context, () => this.publisher.publishEnvelope(r.envelope))));
       const sent = rows.rows.filter((_, i) => results[i]!.status === 'fulfilled');
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       await this.options.beforeMark?.(sent.map((r) => r.envelope.eventId));
       if (sent.length > 0) await tx.query('UPDATE orders.events SET sent_at = now() WHERE position = ANY($1::bigint[])', [sent.map((r) => r.id)]);
-      return { published: sent.length, failure: failed };
+      return { claimed: rows.rows.length, published: sent.length, failure: failed };
     });
     relayed.inc(published);
     if (failure && published === 0) throw failure.reason;
     if (failure) this.logger.warn({ err: errorMessage(failure.reason), published }, 'outbox: an event of the batch could not go out; it stays unsent');
-    return published;
+    return { claimed, published };
   }
 
   async stop(): Promise<void> {

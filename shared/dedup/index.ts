@@ -65,18 +65,17 @@ export interface RedisDedupOptions {
 // key in it is decided exactly as it would be alone.
 
 // KEYS the dedup keys. ARGV[1] the batch's fresh token, ARGV[2] the lease in ms. Claim i's
-// token is ARGV[1] .. ':' .. i, so a key asked for twice in one batch is claimed once.
+// token is ARGV[1] .. ':' .. i: each claim its own. A key asked for twice in one batch is
+// claimed once; the other copy finds it in progress.
 // Returns for each key 'c' (claimed), 'i' (in progress) or 'd:<outcome>' (done).
 const CLAIM = `
 local out = {}
 for i = 1, #KEYS do
-  local mine = 'p:' .. ARGV[1] .. ':' .. i
   local v = redis.call('GET', KEYS[i])
   if not v then
-    redis.call('SET', KEYS[i], mine, 'PX', ARGV[2])
+    redis.call('SET', KEYS[i], 'p:' .. ARGV[1] .. ':' .. i, 'PX', ARGV[2])
     out[i] = 'c'
   elseif string.sub(v, 1, 2) == 'd:' then out[i] = v
-  elseif v == mine then out[i] = 'c'
   else out[i] = 'i' end
 end
 return out`;

@@ -470,9 +470,10 @@ export class Consumer {
     const lowestUnsettled = sub.unsettled.values().next().value;
     let below = 0;
     while (below < acks.length && (lowestUnsettled === undefined || (acks[below] as ConsumeMessage).fields.deliveryTag < lowestUnsettled)) below++;
+    const covered = below > 1 ? below : 0; // by one ack with `multiple`: two or more (one goes plain)
     this.onOpenChannel(sub, () => {
-      if (below > 0) sub.channel.ack(acks[below - 1] as ConsumeMessage, true);
-      for (const msg of acks.slice(below)) sub.channel.ack(msg);
+      if (covered > 0) sub.channel.ack(acks[covered - 1] as ConsumeMessage, true);
+      for (const msg of acks.slice(covered)) sub.channel.ack(msg);
     });
   }
 

@@ -100,9 +100,9 @@ describe('outbox relay', function () {
       let drainedAt = 0;
       const drainOnce = r.drainOnce.bind(r);
       r.drainOnce = async () => {
-        const published = await drainOnce();
+        const batch = await drainOnce();
         drainedAt = Date.now();
-        return published;
+        return batch;
       };
       const listeners = async (): Promise<number[]> =>
         (await fleet.db.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'", [app])).rows.map((row) => row.pid);
