@@ -123,11 +123,16 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     throw classified;
   }
   let broken = false;
+  /** The NOTIFYs sent on the client after its commit: it goes back to the pool when they are done. */
+  let notifying: Promise<boolean> | undefined;
+  const notifies = new Set<string>();
+  commitNotifies.set(client, notifies);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     observe(pool);
+    if (notifies.size > 0) notifying = notifyAfterCommit(pool, client, notifies);
     return result;
   } catch (err) {
     const classified = classifyDbError(err);
@@ -145,8 +150,61 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     }
     throw classified;
   } finally {
-    client.release(broken);
+    commitNotifies.delete(client);
+    if (notifying) void notifying.then((ok) => client.release(!ok));
+    else client.release(broken);
   }
+}
+
+/** The channels each open withTransaction transaction notifies once it has committed. */
+const commitNotifies = new WeakMap<PoolClient, Set<string>>();
+
+/**
+ * Notifies channel (LISTEN/NOTIFY, no payload) once tx has committed. A NOTIFY inside a
+ * transaction takes a lock, one for the whole PostgreSQL cluster, that it holds until its commit
+ * is on disk: every notifying transaction commits after the one before it, and the appends a
+ * database took were capped at one per WAL flush. So a withTransaction transaction notifies
+ * after its commit, on its own connection before it goes back to the pool (not through the
+ * pool, whose queue may be long), and coalesced: while one connection of the pool notifies a
+ * channel, the commits that end meanwhile only ask it for one more NOTIFY after its own.
+ * Listeners treat a notification as a hint and also poll: a process that dies between its
+ * commit and the NOTIFY sends none. A transaction the caller opened itself (its own BEGIN)
+ * notifies inside it.
+ */
+export async function notifyOnCommit(tx: PoolClient, channel: string): Promise<void> {
+  const notifies = commitNotifies.get(tx);
+  if (notifies) notifies.add(channel);
+  else await tx.query("SELECT pg_notify($1, '')", [channel]);
+}
+
+/** Whether each channel of a pool has a connection sending its NOTIFY, and whether it must send one more. */
+const notifyState = new WeakMap<Pool, Map<string, { again: boolean }>>();
+
+/** Sends the NOTIFYs of a commit on its client; false when the client failed (it is dropped then). */
+async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<string>): Promise<boolean> {
+  let byChannel = notifyState.get(pool);
+  if (!byChannel) notifyState.set(pool, (byChannel = new Map<string, { again: boolean }>()));
+  let ok = true;
+  for (const channel of channels) {
+    const inFlight = byChannel.get(channel);
+    if (inFlight) {
+      inFlight.again = true;
+      continue;
+    }
+    const state = { again: true };
+    byChannel.set(channel, state);
+    try {
+      while (state.again && !pool.ending) {
+        state.again = false;
+        await client.query("SELECT pg_notify($1, '')", [channel]);
+      }
+    } catch {
+      ok = false; // the listeners' next poll finds what this NOTIFY would have announced
+    } finally {
+      byChannel.delete(channel);
+    }
+  }
+  return ok;
 }
 
 /** One query outside a transaction, with errors classified. */

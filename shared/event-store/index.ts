@@ -8,7 +8,7 @@
 // schema version producers write now, so a fold only ever sees the latest version of each
 // type. Generic: nothing here knows the order.
 import type { PoolClient, QueryResultRow } from 'pg';
-import { classifyDbError, type Pool } from '../db';
+import { classifyDbError, notifyOnCommit, type Pool } from '../db';
 import type { Envelope } from '../events';
 import { upcast } from '../events/upcast';
 import { activeTraceContext } from '../observability/trace-context';
@@ -89,18 +89,20 @@ export async function appendToStream(tx: PoolClient, streamId: string, expectedV
     if (own?.xid) throw new Error(`append to ${streamId}: an append to an existing stream must be its transaction's first write`);
   }
   const next = expectedVersion + envelopes.length;
-  const moved =
+  // The stream's move and its events in one statement: the events go in only when the stream moved.
+  const moveStream =
     expectedVersion === 0
-      ? await run(tx, 'INSERT INTO orders.streams (stream_id, version) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING version', [streamId, next])
-      : await run(tx, 'UPDATE orders.streams SET version = $3 WHERE stream_id = $1 AND version = $2 RETURNING version', [streamId, expectedVersion, next]);
-  if (moved.length === 0) throw new ConcurrencyError(streamId, expectedVersion, await streamVersion(tx, streamId));
+      ? 'INSERT INTO orders.streams (stream_id, version) VALUES ($1, $9) ON CONFLICT DO NOTHING RETURNING version'
+      : 'UPDATE orders.streams SET version = $9 WHERE stream_id = $1 AND version = $10 RETURNING version';
   const stamped = envelopes.map((e, i) => ({ ...e, aggregateId: streamId, aggregateVersion: expectedVersion + i + 1 }));
-  await run(
+  const inserted = await run(
     tx,
-    `INSERT INTO orders.events (stream_id, version, event_id, event_type, schema_version, occurred_at, envelope, trace_context)
+    `WITH moved AS (${moveStream})
+     INSERT INTO orders.events (stream_id, version, event_id, event_type, schema_version, occurred_at, envelope, trace_context)
      SELECT $1, e.version, e.event_id, e.event_type, e.schema_version, e.occurred_at, e.envelope, $8::jsonb
-     FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::jsonb[])
-       AS e(version, event_id, event_type, schema_version, occurred_at, envelope)`,
+     FROM moved, unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::jsonb[])
+       AS e(version, event_id, event_type, schema_version, occurred_at, envelope)
+     RETURNING 1`,
     [
       streamId,
       stamped.map((e) => e.aggregateVersion),
@@ -111,9 +113,12 @@ export async function appendToStream(tx: PoolClient, streamId: string, expectedV
       stamped.map((e) => JSON.stringify(e)),
       // The writer's trace (the request, the saga's activity): the relay publishes the events in it.
       activeTraceContext() ?? null,
+      next,
+      ...(expectedVersion === 0 ? [] : [expectedVersion]),
     ],
   );
-  await run(tx, `SELECT pg_notify('${EVENTS_CHANNEL}', '')`, []);
+  if (inserted.length === 0) throw new ConcurrencyError(streamId, expectedVersion, await streamVersion(tx, streamId));
+  await notifyOnCommit(tx, EVENTS_CHANNEL);
   return stamped;
 }
 

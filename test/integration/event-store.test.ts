@@ -3,17 +3,18 @@
 // whole stream folds to, v1 events upcast on read, reading all streams in commit order
 // without skipping a late commit, and the saga's outcome decided again after a conflict.
 import { expect } from 'chai';
+import { Client } from 'pg';
 import { ulid } from 'ulid';
 import { getConfig } from '../../shared/config';
 import { createPool, withTransaction, type Pool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
-import { appendToStream, ConcurrencyError, loadStream, readAll, readStream, snapshotIfDue, START, type Checkpoint } from '../../shared/event-store';
+import { appendToStream, ConcurrencyError, EVENTS_CHANNEL, loadStream, readAll, readStream, snapshotIfDue, START, type Checkpoint } from '../../shared/event-store';
 import type { Envelope } from '../../shared/events';
 import { newEnvelope, stableEventId } from '../../shared/messaging/new-envelope';
 import { orderFold } from '../../shared/orders/order';
 import { loadOrderState, placeOrder, recordOutcome } from '../../shared/orders/store';
 import { VALID_ORDER } from '../helpers/orders';
-import { eventually } from '../helpers/wait';
+import { eventually, holds } from '../helpers/wait';
 
 describe('the event store', function () {
   this.timeout(60_000);
@@ -200,5 +201,85 @@ describe('the event store', function () {
     }).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(Error).and.have.property('message').that.matches(/first write/);
     expect((await readStream(db, id)).map((e) => e.version)).to.deep.equal([1]);
+  });
+
+  describe('notifications', () => {
+    let listener: Client;
+    const heard: Array<{ pid: number; at: number }> = [];
+
+    before(async () => {
+      listener = new Client({ connectionString: getConfig().databaseUrl });
+      await listener.connect();
+      listener.on('notification', (n) => {
+        if (n.channel === EVENTS_CHANNEL) heard.push({ pid: n.processId, at: performance.now() });
+      });
+      await listener.query(`LISTEN ${EVENTS_CHANNEL}`);
+    });
+    after(() => listener.end());
+    beforeEach(() => (heard.length = 0));
+
+    /** Runs fn with a pool of its own and what its backends were heard notifying. */
+    const withOwnPool = async (fn: (pool: Pool, ours: () => Promise<Array<{ at: number }>>) => Promise<void>): Promise<void> => {
+      const name = `test-notify-${ulid()}`;
+      const pool = createPool(getConfig().databaseUrl, name, 10);
+      const ours = async (): Promise<Array<{ at: number }>> => {
+        const pids = new Set((await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [name])).rows.map((r) => r.pid));
+        return heard.filter((h) => pids.has(h.pid));
+      };
+      try {
+        await fn(pool, ours);
+      } finally {
+        await pool.end();
+      }
+    };
+
+    it('are sent by the pool once the append has committed, not in its transaction (a NOTIFY there would serialise every commit behind one lock)', () =>
+      withOwnPool(async (pool, ours) => {
+        const id = newStream();
+        const sent: string[] = [];
+        await withTransaction(pool, async (tx) => {
+          const query = tx.query.bind(tx);
+          // Every statement the transaction sends, recorded.
+          tx.query = ((text: unknown, ...rest: unknown[]) => {
+            sent.push(typeof text === 'string' ? text : JSON.stringify(text));
+            return (query as (...a: unknown[]) => unknown)(text, ...rest);
+          }) as typeof tx.query;
+          await appendToStream(tx, id, 0, [placed(id)]);
+          tx.query = query;
+          await holds(async () => (await ours()).length === 0, 300, 'no notification before the commit');
+        });
+        expect(sent.some((t) => /notify/i.test(t))).to.equal(false);
+        await eventually(async () => (await ours()).length > 0, { what: 'the notification after the commit' });
+      }));
+
+    it('are coalesced: many appends at once make fewer NOTIFYs, and one of them comes after the last commit', () =>
+      withOwnPool(async (pool, ours) => {
+        const appends = 100;
+        let lastCommit = 0;
+        await Promise.all(
+          Array.from({ length: appends }, async () => {
+            const id = newStream();
+            await withTransaction(pool, (tx) => appendToStream(tx, id, 0, [placed(id)]));
+            lastCommit = Math.max(lastCommit, performance.now());
+          }),
+        );
+        await eventually(async () => (await ours()).some((h) => h.at > lastCommit), { what: 'a notification after the last commit' });
+        await holds(async () => (await ours()).length < appends, 200, 'fewer notifications than appends');
+        expect((await ours()).length).to.be.greaterThan(0);
+      }));
+
+    it('go inside a transaction the caller opened itself, on its commit', async () => {
+      const id = newStream();
+      const client = await db.connect();
+      try {
+        await client.query('BEGIN');
+        await appendToStream(client, id, 0, [placed(id)]);
+        await client.query('COMMIT');
+        const pid = (client as unknown as { processID: number }).processID;
+        await eventually(() => heard.some((h) => h.pid === pid), { what: "the transaction's own notification" });
+      } finally {
+        client.release();
+      }
+    });
   });
 });
