@@ -21,9 +21,10 @@ import { newEnvelope } from '../shared/messaging/new-envelope';
 import { silentLogger } from '../shared/observability/logger';
 import { placeOrder } from '../shared/orders/store';
 import { businessReasonOf, SAGA } from '../shared/saga';
+import { Client } from '@temporalio/client';
 import { connectTemporal, temporalConnectionOptions } from '../shared/temporal/client';
 import { sagaStartOptions } from '../shared/temporal/saga-start';
-import { WORKFLOW_TRACING_MODULES, workflowSpanSinks } from '../shared/temporal/tracing';
+import { clientTracing, WORKFLOW_TRACING_MODULES, workflowSpanSinks } from '../shared/temporal/tracing';
 import { databaseBeside } from '../scripts/fleet';
 import { InventoryHandler } from '../workers/inventory/handler';
 import { PaymentsHandler } from '../workers/payments/handler';
@@ -34,7 +35,19 @@ import { BENCH_ORDER, type SagaTarget } from './capacity';
 
 /** The baseline while it runs: where its orders go, and how it stops. */
 export interface Baseline extends SagaTarget {
+  /** The sagas started, and of them those the server started eagerly (their first task handed to this worker in the start's answer). */
+  starts(): { started: number; eager: number };
   stop(): Promise<void>;
+}
+
+export interface BaselineOptions {
+  /**
+   * Eager workflow start: the client shares the worker's connection and asks the server to hand
+   * the saga's first workflow task to this worker in its answer to the start, saving a trip
+   * through the task queue. Only a client and a worker in one process can; the fleet's saga
+   * starter and its Temporal worker are two. Default false
+   */
+  eagerStart?: boolean;
 }
 
 /**
@@ -85,7 +98,7 @@ function baselineActivities(db: Pool, handlers: HandlerMap): SagaActivities {
  * migrated), the workers' handlers with a pool each as each worker has, its Temporal worker,
  * and a client that places orders as order-api does and starts their sagas on its task queue.
  */
-export async function startBaseline(config: Config, temporalAddress: string, workflowBundle: WorkflowBundleWithSourceMap): Promise<Baseline> {
+export async function startBaseline(config: Config, temporalAddress: string, workflowBundle: WorkflowBundleWithSourceMap, options: BaselineOptions = {}): Promise<Baseline> {
   const databaseUrl = databaseBeside(config.databaseUrl, 'baseline');
   await migrate(databaseUrl, silentLogger);
   const pools: Pool[] = [];
@@ -113,9 +126,9 @@ export async function startBaseline(config: Config, temporalAddress: string, wor
     const target = { temporalAddress, temporalNamespace: config.temporalNamespace };
     const connection = await NativeConnection.connect(temporalConnectionOptions(target));
     closers.push(() => connection.close());
-    const client = await connectTemporal(target);
-    // Its waiting results are cancelled with it.
-    closers.push(() => client.connection.close());
+    const client = options.eagerStart ? new Client({ connection, namespace: config.temporalNamespace, interceptors: clientTracing() }) : await connectTemporal(target);
+    // Its waiting results are cancelled with it (the native connection is closed above).
+    if (!options.eagerStart) closers.push(() => client.connection.close());
     const taskQueue = `bench-baseline-${ulid().toLowerCase()}`;
     const worker = await Worker.create({ connection, namespace: config.temporalNamespace, taskQueue, workflowBundle, activities: baselineActivities(store, handlers), sinks: workflowSpanSinks() });
     // A worker that stops on its own no longer runs activities: its sagas wait, and the steps fail. Said at once.
@@ -123,11 +136,20 @@ export async function startBaseline(config: Config, temporalAddress: string, wor
 
     const customerId = `bench-baseline-${ulid()}`;
     const finished = new Map<string, number>(); // order id → when its saga's result came (epoch ms)
+    const starts = { started: 0, eager: 0 };
     return {
+      starts: () => ({ ...starts }),
       async offer(key) {
         const orderId = await placeOrder(api, { customerId, ...BENCH_ORDER }, key);
         // A workflow id of its own (the fleet's saga ids are order-<id>), on the baseline's task queue.
-        const handle = await client.workflow.start(SAGA.workflowType, { ...sagaStartOptions({ orderId }), workflowId: `bench-baseline-${orderId}`, taskQueue });
+        const handle = await client.workflow.start(SAGA.workflowType, {
+          ...sagaStartOptions({ orderId }),
+          workflowId: `bench-baseline-${orderId}`,
+          taskQueue,
+          requestEagerStart: options.eagerStart,
+        });
+        starts.started++;
+        if (handle.eagerlyStarted) starts.eager++;
         // A saga that fails never becomes final: the step counts it as an error.
         void handle.result().then(
           () => finished.set(orderId, Date.now()),

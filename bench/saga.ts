@@ -24,6 +24,8 @@ export interface SagaSizes {
   sagaStepSeconds: number;
   sagaSettleSeconds: number;
   sagaWarmUpSeconds: number;
+  /** Also search the baseline with eager workflow start, to measure what it would give the fleet. */
+  sagaEagerBaseline: boolean;
 }
 
 export interface SagaFigures {
@@ -37,7 +39,12 @@ export interface SagaFigures {
   steps: StepFigures[];
   baselineSteps: StepFigures[];
   /** Cores each process used during each search (CPU seconds ÷ wall seconds); `bench` is this process (the load, and the baseline's worker). */
-  cpu: { fleet: Record<string, number>; baseline: Record<string, number> };
+  cpu: { fleet: Record<string, number>; baseline: Record<string, number>; eagerBaseline?: Record<string, number> };
+  /**
+   * The baseline again with eager workflow start (bench/saga-baseline.ts), when sagaEagerBaseline:
+   * its capacity, its steps, and how many of its starts the server made eager.
+   */
+  eagerBaseline?: { capacityPerS: number; steps: StepFigures[]; started: number; eager: number };
 }
 
 export async function benchSaga(config: Config, sizes: SagaSizes): Promise<SagaFigures> {
@@ -95,29 +102,41 @@ export async function benchSaga(config: Config, sizes: SagaSizes): Promise<SagaF
       },
     };
     await warmUp(ours, plan, 'fleet');
-    let meter = startCpuMeter(processes);
+    const meter = startCpuMeter(processes);
     const fleetSearch = await capacitySearch(ours, plan, 'fleet');
     const fleetCpu = meter();
 
+    const workflowBundle = await bundling;
+    /** A search of the baseline (a new worker and task queue each time), with the CPU each process used. */
+    const searchBaseline = async (eagerStart: boolean) => {
+      const baseline = await startBaseline(config, temporalAddress, workflowBundle, { eagerStart });
+      try {
+        const name = eagerStart ? 'baseline, eager start' : 'baseline';
+        await warmUp(baseline, plan, name);
+        const measure = startCpuMeter(processes);
+        const search = await capacitySearch(baseline, plan, name);
+        return { ...search, cpu: measure(), ...baseline.starts() };
+      } finally {
+        await baseline.stop();
+      }
+    };
     console.log('bench:   baseline: the same saga, its activities calling the handlers in-process');
-    const baseline = await startBaseline(config, temporalAddress, await bundling);
-    try {
-      await warmUp(baseline, plan, 'baseline');
-      meter = startCpuMeter(processes);
-      const baselineSearch = await capacitySearch(baseline, plan, 'baseline');
-      const baselineCpu = meter();
-      return {
-        capacityPerS: fleetSearch.capacityPerS,
-        baselineCapacityPerS: baselineSearch.capacityPerS,
-        ratio: baselineSearch.capacityPerS === 0 ? 0 : Math.round((fleetSearch.capacityPerS / baselineSearch.capacityPerS) * 1000) / 1000,
-        p99LimitMs: P99_LIMIT_MS,
-        steps: fleetSearch.steps,
-        baselineSteps: baselineSearch.steps,
-        cpu: { fleet: fleetCpu, baseline: baselineCpu },
-      };
-    } finally {
-      await baseline.stop();
+    const baselineSearch = await searchBaseline(false);
+    let eager: Awaited<ReturnType<typeof searchBaseline>> | undefined;
+    if (sizes.sagaEagerBaseline) {
+      console.log('bench:   baseline with eager workflow start: its client on its worker\'s connection');
+      eager = await searchBaseline(true);
     }
+    return {
+      capacityPerS: fleetSearch.capacityPerS,
+      baselineCapacityPerS: baselineSearch.capacityPerS,
+      ratio: baselineSearch.capacityPerS === 0 ? 0 : Math.round((fleetSearch.capacityPerS / baselineSearch.capacityPerS) * 1000) / 1000,
+      p99LimitMs: P99_LIMIT_MS,
+      steps: fleetSearch.steps,
+      baselineSteps: baselineSearch.steps,
+      cpu: { fleet: fleetCpu, baseline: baselineSearch.cpu, ...(eager && { eagerBaseline: eager.cpu }) },
+      ...(eager && { eagerBaseline: { capacityPerS: eager.capacityPerS, steps: eager.steps, started: eager.started, eager: eager.eager } }),
+    };
   } finally {
     await fleet.stop();
     const amqp = new AmqpConnection({ url: config.amqpUrl, name: 'bench-saga-cleanup' });

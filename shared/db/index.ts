@@ -191,13 +191,13 @@ async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<s
       inFlight.again = true;
       continue;
     }
-    const state = { again: true };
+    const state = { again: false };
     byChannel.set(channel, state);
     try {
-      while (state.again && !pool.ending) {
+      do {
         state.again = false;
         await client.query("SELECT pg_notify($1, '')", [channel]);
-      }
+      } while (state.again && !pool.ending);
     } catch {
       ok = false; // the listeners' next poll finds what this NOTIFY would have announced
     } finally {
