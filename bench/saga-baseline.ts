@@ -8,6 +8,7 @@
 // relay never publishes them and its saga starter never starts a saga of its own for them.
 import 'reflect-metadata'; // before the handlers: tsyringe, whose decorators they carry, wants it loaded
 import { Context } from '@temporalio/activity';
+import { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ulid } from 'ulid';
@@ -21,7 +22,6 @@ import { newEnvelope } from '../shared/messaging/new-envelope';
 import { silentLogger } from '../shared/observability/logger';
 import { placeOrder } from '../shared/orders/store';
 import { businessReasonOf, SAGA } from '../shared/saga';
-import { Client } from '@temporalio/client';
 import { connectTemporal, temporalConnectionOptions } from '../shared/temporal/client';
 import { sagaStartOptions } from '../shared/temporal/saga-start';
 import { clientTracing, WORKFLOW_TRACING_MODULES, workflowSpanSinks } from '../shared/temporal/tracing';

@@ -53,7 +53,7 @@ export class OutboxRelay {
     this.batchSize = options.batchSize ?? 200;
     this.pollMs = options.pollMs ?? 1_000;
     this.logger = options.logger ?? silentLogger;
-    // Each commit's NOTIFY wakes the loop; so does every (re-)LISTEN, for what was committed while nobody listened.
+    // An append's NOTIFY (after its commit, shared by the commits that end together) wakes the loop; so does every (re-)LISTEN, for what was committed while nobody listened.
     this.listener = new PgListener(db, {
       channel: EVENTS_CHANNEL,
       name: 'outbox',

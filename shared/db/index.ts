@@ -151,7 +151,7 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     throw classified;
   } finally {
     commitNotifies.delete(client);
-    if (notifying) void notifying.then((ok) => client.release(!ok));
+    if (notifying) void notifying.then((ok) => client.release(!ok)).catch(() => undefined); // a release that throws (released twice) must not crash the process
     else client.release(broken);
   }
 }
@@ -174,13 +174,32 @@ const commitNotifies = new WeakMap<PoolClient, Set<string>>();
 export async function notifyOnCommit(tx: PoolClient, channel: string): Promise<void> {
   const notifies = commitNotifies.get(tx);
   if (notifies) notifies.add(channel);
-  else await tx.query("SELECT pg_notify($1, '')", [channel]);
+  else {
+    try {
+      await tx.query(NOTIFY, [channel]);
+    } catch (err) {
+      throw classifyDbError(err);
+    }
+  }
 }
+
+const NOTIFY = "SELECT pg_notify($1, '')";
+
+/**
+ * The most NOTIFYs one connection sends in a row for the commits of others: under a steady
+ * flow of commits it would never go back to the pool otherwise.
+ */
+const MAX_NOTIFIES_IN_A_ROW = 8;
 
 /** Whether each channel of a pool has a connection sending its NOTIFY, and whether it must send one more. */
 const notifyState = new WeakMap<Pool, Map<string, { again: boolean }>>();
 
-/** Sends the NOTIFYs of a commit on its client; false when the client failed (it is dropped then). */
+/**
+ * Sends the NOTIFYs of a commit on its client; false when the client failed (it is dropped
+ * then). When it stops with commits still asking for one more (its NOTIFY failed, or it sent
+ * MAX_NOTIFIES_IN_A_ROW), that one goes through the pool, so that no commit is left without a
+ * NOTIFY after it.
+ */
 async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<string>): Promise<boolean> {
   let byChannel = notifyState.get(pool);
   if (!byChannel) notifyState.set(pool, (byChannel = new Map<string, { again: boolean }>()));
@@ -194,15 +213,18 @@ async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<s
     const state = { again: false };
     byChannel.set(channel, state);
     try {
+      let sent = 0;
       do {
         state.again = false;
-        await client.query("SELECT pg_notify($1, '')", [channel]);
-      } while (state.again && !pool.ending);
+        await client.query(NOTIFY, [channel]);
+      } while (state.again && ++sent < MAX_NOTIFIES_IN_A_ROW);
     } catch {
-      ok = false; // the listeners' next poll finds what this NOTIFY would have announced
+      ok = false;
     } finally {
       byChannel.delete(channel);
     }
+    // A NOTIFY that fails here (the pool ended, the server away) only leaves the listeners to their next poll.
+    if (state.again) pool.query(NOTIFY, [channel]).catch(() => undefined);
   }
   return ok;
 }

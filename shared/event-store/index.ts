@@ -102,6 +102,7 @@ export async function appendToStream(tx: PoolClient, streamId: string, expectedV
      SELECT $1, e.version, e.event_id, e.event_type, e.schema_version, e.occurred_at, e.envelope, $8::jsonb
      FROM moved, unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::jsonb[])
        AS e(version, event_id, event_type, schema_version, occurred_at, envelope)
+     ORDER BY e.version
      RETURNING 1`,
     [
       streamId,

@@ -1,8 +1,9 @@
 // Runs a projection that follows the event store (docs/event-sourcing.md#projections): from
 // its checkpoint it reads the store in commit order (readAll), a batch at a time, and applies
 // each batch and saves the checkpoint after it in ONE transaction, so a crash neither applies
-// a batch twice nor skips one. Caught up, it follows live: woken by the NOTIFY of each append
-// (a LISTEN connection of its own, re-opened when lost) and polling every second besides.
+// a batch twice nor skips one. Caught up, it follows live: woken by the appends' NOTIFYs (after
+// their commits, shared by the commits that end together; a LISTEN connection of its own,
+// re-opened when lost) and polling every second besides.
 //
 // Replicas: each batch transaction first takes the projection's advisory lock
 // (lockProjection), then reads the checkpoint. A second replica waits for the first's batch to

@@ -246,26 +246,64 @@ describe('the event store', function () {
           }) as typeof tx.query;
           await appendToStream(tx, id, 0, [placed(id)]);
           tx.query = query;
-          await holds(async () => (await ours()).length === 0, 300, 'no notification before the commit');
         });
         expect(sent.some((t) => /notify/i.test(t))).to.equal(false);
         await eventually(async () => (await ours()).length > 0, { what: 'the notification after the commit' });
       }));
 
-    it('are coalesced: many appends at once make fewer NOTIFYs, and one of them comes after the last commit', () =>
+    /**
+     * Commits an append on pool whose NOTIFY after the commit is held until release() is
+     * called: then it goes on (or fails, with fail). Resolves once that NOTIFY is held.
+     */
+    const appendWithHeldNotify = async (pool: Pool, { fail }: { fail: boolean }): Promise<{ release(): void }> => {
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      let held!: () => void;
+      const isHeld = new Promise<void>((r) => (held = r));
+      let restore!: () => void;
+      const id = newStream();
+      await withTransaction(pool, async (tx) => {
+        const query = tx.query.bind(tx) as (...a: unknown[]) => Promise<unknown>;
+        tx.query = (async (text: unknown, ...rest: unknown[]) => {
+          if (typeof text !== 'string' || !text.includes('pg_notify')) return query(text, ...rest);
+          const result = fail ? undefined : await query(text, ...rest);
+          held();
+          await gate;
+          if (fail) throw new Error('the NOTIFY was lost');
+          return result;
+        }) as typeof tx.query;
+        restore = () => (tx.query = query as typeof tx.query);
+        await appendToStream(tx, id, 0, [placed(id)]);
+      });
+      await isHeld;
+      return {
+        release() {
+          restore();
+          open();
+        },
+      };
+    };
+
+    it('are coalesced: a commit that ends while another connection notifies sends none of its own, and that connection sends one more after it', () =>
       withOwnPool(async (pool, ours) => {
-        const appends = 100;
-        let lastCommit = 0;
-        await Promise.all(
-          Array.from({ length: appends }, async () => {
-            const id = newStream();
-            await withTransaction(pool, (tx) => appendToStream(tx, id, 0, [placed(id)]));
-            lastCommit = Math.max(lastCommit, performance.now());
-          }),
-        );
-        await eventually(async () => (await ours()).some((h) => h.at > lastCommit), { what: 'a notification after the last commit' });
-        await holds(async () => (await ours()).length < appends, 200, 'fewer notifications than appends');
-        expect((await ours()).length).to.be.greaterThan(0);
+        const first = await appendWithHeldNotify(pool, { fail: false });
+        await eventually(async () => (await ours()).length === 1, { what: "the first append's notification" });
+        const id = newStream();
+        await withTransaction(pool, (tx) => appendToStream(tx, id, 0, [placed(id)]));
+        await holds(async () => (await ours()).length === 1, 300, 'no notification of its own for the second append');
+        first.release();
+        await eventually(async () => (await ours()).length === 2, { what: 'one more notification, after the second commit' });
+        await holds(async () => (await ours()).length === 2, 300, 'no third notification');
+      }));
+
+    it('are not lost when the NOTIFY the commits waited on fails: one goes through the pool', () =>
+      withOwnPool(async (pool, ours) => {
+        const first = await appendWithHeldNotify(pool, { fail: true });
+        const id = newStream();
+        await withTransaction(pool, (tx) => appendToStream(tx, id, 0, [placed(id)]));
+        await holds(async () => (await ours()).length === 0, 300, 'no notification while the first one is held');
+        first.release();
+        await eventually(async () => (await ours()).length === 1, { what: 'the notification sent through the pool' });
       }));
 
     it('go inside a transaction the caller opened itself, on its commit', async () => {
