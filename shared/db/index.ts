@@ -196,8 +196,8 @@ const notifyState = new WeakMap<Pool, Map<string, { again: boolean }>>();
 
 /**
  * Sends the NOTIFYs of a commit on its client; false when the client failed (it is dropped
- * then). When it stops with commits still asking for one more (its NOTIFY failed, or it sent
- * MAX_NOTIFIES_IN_A_ROW), that one goes through the pool, so that no commit is left without a
+ * then). When its NOTIFY failed, or it stops with commits still asking for one more (it sent
+ * MAX_NOTIFIES_IN_A_ROW), the next goes through the pool, so that no commit is left without a
  * NOTIFY after it.
  */
 async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<string>): Promise<boolean> {
@@ -212,6 +212,7 @@ async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<s
     }
     const state = { again: false };
     byChannel.set(channel, state);
+    let failed = false;
     try {
       let sent = 0;
       do {
@@ -219,12 +220,13 @@ async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<s
         await client.query(NOTIFY, [channel]);
       } while (state.again && ++sent < MAX_NOTIFIES_IN_A_ROW);
     } catch {
+      failed = true;
       ok = false;
     } finally {
       byChannel.delete(channel);
     }
     // A NOTIFY that fails here (the pool ended, the server away) only leaves the listeners to their next poll.
-    if (state.again) pool.query(NOTIFY, [channel]).catch(() => undefined);
+    if (failed || state.again) pool.query(NOTIFY, [channel]).catch(() => undefined);
   }
   return ok;
 }

@@ -296,6 +296,13 @@ describe('the event store', function () {
         await holds(async () => (await ours()).length === 2, 300, 'no third notification');
       }));
 
+    it("are not lost when a commit's own NOTIFY fails: one goes through the pool", () =>
+      withOwnPool(async (pool, ours) => {
+        const first = await appendWithHeldNotify(pool, { fail: true });
+        first.release();
+        await eventually(async () => (await ours()).length === 1, { what: 'the notification sent through the pool' });
+      }));
+
     it('are not lost when the NOTIFY the commits waited on fails: one goes through the pool', () =>
       withOwnPool(async (pool, ours) => {
         const first = await appendWithHeldNotify(pool, { fail: true });
