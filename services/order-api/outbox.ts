@@ -5,11 +5,10 @@
 // publish the same event; a relay that dies between publish and mark leaves the events
 // unsent and they are published again (consumers deduplicate by eventId). Each event is
 // published in the trace it was appended in (its stored trace context), whichever batch takes it.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter } from 'prom-client';
 import { EVENTS_CHANNEL } from '../../shared/event-store';
 import { withTransaction, type Pool } from '../../shared/db';
-import { PgListener } from '../../shared/db/listen';
+import { LoopPause, PgListener } from '../../shared/db/listen';
 import { errorMessage } from '../../shared/errors';
 import type { Envelope } from '../../shared/events';
 import type { Publisher } from '../../shared/messaging/publisher';
@@ -36,7 +35,7 @@ export interface OutboxRelayOptions {
 
 export class OutboxRelay {
   private stopped = false;
-  private wake?: () => void;
+  private readonly pause = new LoopPause();
   /** Set by a notification; one that arrives while a batch runs must not be lost. */
   private notified = false;
   private readonly listener: PgListener;
@@ -60,7 +59,7 @@ export class OutboxRelay {
       logger: this.logger,
       onNotify: () => {
         this.notified = true;
-        this.wake?.();
+        this.pause.wake();
       },
     });
   }
@@ -83,17 +82,10 @@ export class OutboxRelay {
       } catch (err) {
         failures++;
         this.logger.warn({ err: errorMessage(err) }, 'outbox: batch failed; will retry');
-        await sleep(Math.min(100 * 2 ** failures, 5_000));
+        await this.pause.for(Math.min(100 * 2 ** failures, 5_000), () => this.stopped);
         continue;
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.pollMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
+      await this.pause.for(this.pollMs, () => this.stopped || this.notified);
     }
   }
 
@@ -127,7 +119,7 @@ export class OutboxRelay {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.pause.wake();
     await this.listener.stop();
     await this.loop;
   }

@@ -116,3 +116,30 @@ export class PgListener {
     this.retryTimer = setTimeout(() => void this.open(attempt + 1), delay);
   }
 }
+
+/**
+ * The wait of a loop that polls and is woken: `for(ms, cutShort)` waits ms, or less once
+ * cutShort() holds, checked at once and at each wake(). A loop's stop() and its notifications
+ * call wake(); checking at once keeps a stop() or a notification that came while the batch
+ * before ran from waiting a whole poll.
+ */
+export class LoopPause {
+  private wakeUp?: () => void;
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  async for(ms: number, cutShort: () => boolean): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeUp = () => {
+        if (!cutShort()) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      this.wakeUp();
+    });
+    this.wakeUp = undefined;
+  }
+}

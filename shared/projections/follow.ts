@@ -11,7 +11,7 @@
 // twice; they add availability, not throughput. The lock assigns no transaction id, so a
 // waiting replica does not hold back readAll for everyone else.
 import { withTransaction, type Pool } from '../db';
-import { PgListener } from '../db/listen';
+import { LoopPause, PgListener } from '../db/listen';
 import { DependencyUnavailableError, errorMessage, TransientError } from '../errors';
 import { EVENTS_CHANNEL, readAll, type Checkpoint } from '../event-store';
 import { silentLogger, type Logger } from '../observability/logger';
@@ -45,7 +45,7 @@ export interface BatchResult {
 
 export class ProjectionFollower {
   private stopped = false;
-  private wake?: () => void;
+  private readonly pause = new LoopPause();
   /** Set by a notification; one that arrives while a batch runs must not be lost. */
   private notified = false;
   private loop?: Promise<void>;
@@ -78,7 +78,7 @@ export class ProjectionFollower {
       logger: this.logger,
       onNotify: () => {
         this.notified = true;
-        this.wake?.();
+        this.pause.wake();
       },
     });
   }
@@ -103,7 +103,7 @@ export class ProjectionFollower {
   /** Stops after the batch in flight (which commits or rolls back as a whole). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.pause.wake();
     await this.loop;
     await this.listener.stop();
   }
@@ -147,7 +147,7 @@ export class ProjectionFollower {
         // transaction, in any database of the server, is still running). Look again soon
         // rather than at the next poll, for a few seconds.
         if (wasNotified && events === 0 && recheck < RECHECK_MS.length) {
-          await this.pause(Math.min(RECHECK_MS[recheck++]!, this.pollMs), true);
+          await this.pause.for(Math.min(RECHECK_MS[recheck++]!, this.pollMs), () => this.stopped || this.notified);
           this.notified = true;
           continue;
         }
@@ -165,28 +165,10 @@ export class ProjectionFollower {
           return;
         }
         this.logger.warn({ err: errorMessage(err), projection: this.projection.name, failures }, `${this.projection.name}: a batch failed; will retry`);
-        await this.pause(Math.min(100 * 2 ** Math.min(failures, 10), 5_000), false);
+        await this.pause.for(Math.min(100 * 2 ** Math.min(failures, 10), 5_000), () => this.stopped);
         continue;
       }
-      await this.pause(this.pollMs, true);
+      await this.pause.for(this.pollMs, () => this.stopped || this.notified);
     }
-  }
-
-  /** Waits ms, or less: until stop(), or a notification when `notifiable`. */
-  private async pause(ms: number, notifiable: boolean): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.wake = notifiable
-        ? wake
-        : () => {
-            if (this.stopped) wake();
-          };
-      if (this.stopped || (notifiable && this.notified)) wake();
-    });
-    this.wake = undefined;
   }
 }

@@ -122,6 +122,40 @@ describe('outbox relay', function () {
     }
   });
 
+  it('stops at once when stopped while a batch runs, not after its next poll (a flaky CI run found it)', async () => {
+    let batchRunning!: () => void;
+    const running = new Promise<void>((resolve) => (batchRunning = resolve));
+    let endBatch!: () => void;
+    const held = new Promise<void>((resolve) => (endBatch = resolve));
+    const publisher = new Publisher(fleet.connection, validator, { namespace: fleet.namespace });
+    await publisher.start();
+    const r = new OutboxRelay(fleet.db, publisher, {
+      pollMs: 60_000,
+      beforeMark: async () => {
+        batchRunning();
+        await held;
+      },
+    });
+    relays.push(r);
+    // The batch its LISTEN wakes ends first: the next is woken by the commit's NOTIFY, and no
+    // NOTIFY comes while it runs (one would send the loop round again, past the stop).
+    let drained = 0;
+    const drainOnce = r.drainOnce.bind(r);
+    r.drainOnce = async () => {
+      const batch = await drainOnce();
+      drained++;
+      return batch;
+    };
+    await r.start();
+    await eventually(() => drained > 0, { what: 'the first, empty, batch' });
+    await placeMany(1);
+    await running;
+    let stopped = false;
+    void r.stop().then(() => (stopped = true));
+    endBatch();
+    await eventually(() => stopped, { timeoutMs: 5_000, what: 'the relay to stop' });
+  });
+
   it('releases the LISTEN connection it was opening when stopped meanwhile, so that its pool can end', async () => {
     // One connection, held by the test: the relay's LISTEN waits for it.
     const db = createPool(fleet.config.databaseUrl, uniqueName('relay-stop'), 1);
