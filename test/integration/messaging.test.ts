@@ -192,28 +192,35 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       const doneClaim = await store.claim('c', done);
       if (heldClaim.status !== 'claimed' || doneClaim.status !== 'claimed') throw new Error('expected claims');
       await store.complete('c', done, doneClaim.token, '["out"]');
-      const monitor = await redis.duplicate().monitor();
+      // monitor() opens a client of its own: both are closed, or the first would reconnect for
+      // the rest of the run, unheard (ioredis prints its errors when Redis restarts later).
+      const watcher = redis.duplicate();
+      const monitor = await watcher.monitor();
       const scripts: string[] = [];
-      monitor.on('monitor', (_time: string, args: string[]) => {
-        if (args[0]?.toLowerCase() === 'evalsha' && args.some((a) => a.includes(bus.dedupPrefix))) scripts.push(args.join(' '));
-      });
-      const claims = await Promise.all([fresh, twice, twice, held, done].map((id) => store.claim('c', id)));
-      expect(claims.map((c) => c.status)).to.deep.equal(['claimed', 'claimed', 'in_progress', 'in_progress', 'done']);
-      expect(claims[4]).to.deep.equal({ status: 'done', outcome: '["out"]' });
-      const [freshClaim, twiceClaim] = claims as unknown as [{ token: string }, { token: string }];
-      expect(freshClaim.token).to.not.equal(twiceClaim.token);
-      const completions = await Promise.allSettled([
-        store.complete('c', fresh, freshClaim.token, '["a"]'),
-        store.complete('c', twice, freshClaim.token, '["stolen"]'), // another claim's token
-        store.complete('c', done, 'any-token', '["again"]'),
-      ]);
-      expect(completions.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
-      expect((completions[1] as PromiseRejectedResult).reason).to.be.instanceOf(LeaseLostError);
-      expect(await redis.get(`${bus.dedupPrefix}:c:${fresh}`)).to.equal('d:["a"]');
-      expect(await redis.get(`${bus.dedupPrefix}:c:${twice}`)).to.equal(`p:${twiceClaim.token}`);
-      expect(await redis.get(`${bus.dedupPrefix}:c:${done}`)).to.equal('d:["out"]');
-      await eventually(() => scripts.length === 2, { what: 'the two script calls in MONITOR' });
-      monitor.disconnect();
+      try {
+        monitor.on('monitor', (_time: string, args: string[]) => {
+          if (args[0]?.toLowerCase() === 'evalsha' && args.some((a) => a.includes(bus.dedupPrefix))) scripts.push(args.join(' '));
+        });
+        const claims = await Promise.all([fresh, twice, twice, held, done].map((id) => store.claim('c', id)));
+        expect(claims.map((c) => c.status)).to.deep.equal(['claimed', 'claimed', 'in_progress', 'in_progress', 'done']);
+        expect(claims[4]).to.deep.equal({ status: 'done', outcome: '["out"]' });
+        const [freshClaim, twiceClaim] = claims as unknown as [{ token: string }, { token: string }];
+        expect(freshClaim.token).to.not.equal(twiceClaim.token);
+        const completions = await Promise.allSettled([
+          store.complete('c', fresh, freshClaim.token, '["a"]'),
+          store.complete('c', twice, freshClaim.token, '["stolen"]'), // another claim's token
+          store.complete('c', done, 'any-token', '["again"]'),
+        ]);
+        expect(completions.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+        expect((completions[1] as PromiseRejectedResult).reason).to.be.instanceOf(LeaseLostError);
+        expect(await redis.get(`${bus.dedupPrefix}:c:${fresh}`)).to.equal('d:["a"]');
+        expect(await redis.get(`${bus.dedupPrefix}:c:${twice}`)).to.equal(`p:${twiceClaim.token}`);
+        expect(await redis.get(`${bus.dedupPrefix}:c:${done}`)).to.equal('d:["out"]');
+        await eventually(() => scripts.length === 2, { what: 'the two script calls in MONITOR' });
+      } finally {
+        monitor.disconnect();
+        watcher.disconnect();
+      }
       expect(scripts[0]).to.include(fresh).and.include(held).and.include(done);
       expect(scripts[1]).to.include(fresh).and.include(twice).and.include(done);
     });
