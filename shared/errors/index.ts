@@ -70,6 +70,11 @@ export class LeaseLostError extends DuplicateInProgressError {
   }
 }
 
+/** A message whose body could not be made (its content() threw): nothing was sent, and trying again makes the same body. */
+export class UnserializableError extends PermanentError {
+  override name = 'UnserializableError';
+}
+
 /** The broker refused a published message (basic.nack). */
 export class PublishNackedError extends Error {
   override name = 'PublishNackedError';

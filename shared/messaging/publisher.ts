@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Counter, Histogram } from 'prom-client';
 import type { HoldBack } from '../config';
-import { ChannelClosedError, errorMessage, PermanentError, PublishNackedError, PublishTimeoutError, UnroutableError } from '../errors';
+import { ChannelClosedError, errorMessage, PermanentError, PublishNackedError, PublishTimeoutError, UnroutableError, UnserializableError } from '../errors';
 import type { Envelope } from '../events';
 import { silentLogger, type Logger } from '../observability/logger';
 import { processRegistry } from '../observability/metrics';
@@ -40,7 +40,7 @@ const exchangeLabel = (exchange: string): string => exchange || '(default)';
 
 /** The outcome label of a publish that failed: acquire() and send() reject with nothing else than these errors. */
 function failedOutcome(err: unknown): string {
-  if (err instanceof PermanentError) return 'unserializable'; // its content() threw
+  if (err instanceof UnserializableError) return 'unserializable';
   if (err instanceof PublishNackedError) return 'nacked';
   if (err instanceof UnroutableError) return 'unroutable';
   if (err instanceof PublishTimeoutError) return 'timed_out';
@@ -218,7 +218,7 @@ export class Publisher {
         content = typeof message.content === 'function' ? message.content() : message.content;
       } catch (err) {
         this.release();
-        reject(new PermanentError(`cannot serialise the message for ${message.exchange}/${message.routingKey}: ${errorMessage(err)}`));
+        reject(new UnserializableError(`cannot serialise the message for ${message.exchange}/${message.routingKey}: ${errorMessage(err)}`));
         return;
       }
       let answered = false;

@@ -1,8 +1,9 @@
 // The messaging core against the real RabbitMQ and Redis: publish with confirms, the
 // consumer loop's ack / retry / dead-letter decisions, and dedup.
 import { expect } from 'chai';
-import type { GetMessage } from 'amqplib';
-import { LeaseLostError, PermanentError, PublishNackedError, TransientError } from '../../shared/errors';
+import type { ConfirmChannel, GetMessage } from 'amqplib';
+import { LeaseLostError, PermanentError, PublishNackedError, TransientError, UnserializableError } from '../../shared/errors';
+import { processRegistry } from '../../shared/observability/metrics';
 import type { Envelope } from '../../shared/events';
 import { HEADERS } from '../../shared/messaging/headers';
 import { newEnvelope } from '../../shared/messaging/new-envelope';
@@ -52,16 +53,46 @@ describe('messaging core (RabbitMQ + Redis)', () => {
       }
     });
 
-    it('makes a body given as a function once its slot is free, and gives the slot back when that fails', async () => {
-      const queue = uniqueName('test.lazy');
+    it('makes a body given as a function only once its slot is free', async () => {
+      const small = await TestBus.create({ window: 1 });
+      try {
+        const queue = uniqueName('test.lazy');
+        await small.admin.assertQueue(queue, { arguments: { 'x-queue-type': 'quorum' } });
+        // The first message's confirm is held back from the publisher: its slot, the only one, stays taken.
+        const channel = (small.publisher as unknown as { channel: ConfirmChannel }).channel;
+        const publish = channel.publish.bind(channel);
+        let confirmFirst: (() => void) | undefined;
+        channel.publish = (exchange, routingKey, content, options, callback) => {
+          channel.publish = publish;
+          return publish(exchange, routingKey, content, options, (err, ok) => (confirmFirst = () => callback?.(err, ok)));
+        };
+        const first = small.publisher.publish({ exchange: '', routingKey: queue, content: Buffer.from('{"n":1}'), options: {} });
+        let made = false;
+        const second = small.publisher.publish({ exchange: '', routingKey: queue, content: () => ((made = true), Buffer.from('{"n":2}')), options: {} });
+        await eventually(() => confirmFirst !== undefined, { what: "the broker's confirm of the first" });
+        expect(made, 'the second body was made while the only slot was taken').to.equal(false);
+        confirmFirst!();
+        await Promise.all([first, second]);
+        expect(made).to.equal(true);
+        expect(await small.messageCount(queue)).to.equal(2);
+        await small.admin.deleteQueue(queue);
+      } finally {
+        await small.cleanup();
+      }
+    });
+
+    it('counts a body that cannot be made as unserializable, sends nothing and gives the slot back', async () => {
+      const queue = uniqueName('test.unserializable');
       await bus.admin.assertQueue(queue, { arguments: { 'x-queue-type': 'quorum' } });
       try {
+        const counted = async (): Promise<number> =>
+          (await processRegistry.getSingleMetric('messages_published_total')!.get()).values.find((v) => v.labels.exchange === '(default)' && v.labels.outcome === 'unserializable')?.value ?? 0;
+        const before = await counted();
         const failing = bus.publisher.publish({ exchange: '', routingKey: queue, content: () => JSON.parse('{') as Buffer, options: {} });
-        await expect(failing).to.be.rejectedWith(PermanentError, /cannot serialise the message for \/test\.lazy/);
+        await expect(failing).to.be.rejectedWith(UnserializableError, /cannot serialise the message for \/test\.unserializable/);
+        expect(await counted()).to.equal(before + 1);
         expect(bus.publisher.unconfirmed).to.equal(0);
-        await bus.publisher.publish({ exchange: '', routingKey: queue, content: () => Buffer.from('{"made":"late"}'), options: {} });
-        const got = await bus.admin.get(queue, { noAck: true });
-        expect(got && got.content.toString()).to.equal('{"made":"late"}');
+        expect(await bus.messageCount(queue)).to.equal(0);
       } finally {
         await bus.admin.deleteQueue(queue);
       }
