@@ -10,6 +10,9 @@ import type { Logger } from '../observability/logger';
 
 export type { Pool, PoolClient };
 
+/** A pool, or a client of one (in a transaction). */
+export type Queryable = Pool | PoolClient;
+
 // A char(n) column (a currency, a country) comes back padded to n characters, and a padded
 // value would fail the message schemas downstream. Trimmed here, once, for every query of
 // the process, instead of at each place that reads one.
@@ -47,7 +50,7 @@ export interface PoolOptions extends DbDeadlines {
 }
 
 /** What each pool's queries found out about the server, kept beside the pool. */
-const watches = new WeakMap<Pool, DependencyWatch>();
+const watches = new WeakMap<Queryable, DependencyWatch>();
 
 /**
  * A pool with a handler's deadlines unless told otherwise: a long job (a rebuild of the
@@ -77,9 +80,9 @@ function postgresUnavailable(err: unknown): err is DependencyUnavailableError {
   return err instanceof DependencyUnavailableError && err.dependency === 'postgres';
 }
 
-/** Tells the pool's watch what a query found: an unreachable server, or one that answers. */
-function observe(pool: Pool, err?: unknown): void {
-  const watch = watches.get(pool);
+/** Tells the pool's watch what a query found: an unreachable server, or one that answers (a client has no watch of its own). */
+function observe(db: Queryable, err?: unknown): void {
+  const watch = watches.get(db);
   if (!watch) return;
   if (err === undefined) watch.up();
   else if (postgresUnavailable(err)) watch.down(err.cause ?? err);
@@ -231,15 +234,15 @@ async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<s
   return ok;
 }
 
-/** One query outside a transaction, with errors classified. */
-export async function query<R extends QueryResultRow>(pool: Pool, text: string, values: unknown[] = []): Promise<R[]> {
+/** One query, on a pool or in a transaction, with errors classified. */
+export async function query<R extends QueryResultRow>(db: Queryable, text: string, values: unknown[] = []): Promise<R[]> {
   try {
-    const rows = (await pool.query<R>(text, values)).rows;
-    observe(pool);
+    const rows = (await db.query<R>(text, values)).rows;
+    observe(db);
     return rows;
   } catch (err) {
     const classified = classifyDbError(err);
-    observe(pool, classified);
+    observe(db, classified);
     throw classified;
   }
 }

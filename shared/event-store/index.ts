@@ -7,8 +7,7 @@
 // kept beside the envelope, which stays as the schema says). Reads upcast each event to the
 // schema version producers write now, so a fold only ever sees the latest version of each
 // type. Generic: nothing here knows the order.
-import type { PoolClient, QueryResultRow } from 'pg';
-import { classifyDbError, notifyOnCommit, type Pool } from '../db';
+import { notifyOnCommit, query, type PoolClient, type Queryable } from '../db';
 import type { Envelope } from '../events';
 import { upcast } from '../events/upcast';
 import { activeTraceContext } from '../observability/trace-context';
@@ -17,7 +16,7 @@ import { activeTraceContext } from '../observability/trace-context';
 export const EVENTS_CHANNEL = 'outbox';
 
 /** Pool or transaction: reads work on either. */
-export type Queryable = Pool | PoolClient;
+export type { Queryable };
 
 /** Another writer appended to the stream since this one read it: reload, decide again. */
 export class ConcurrencyError extends Error {
@@ -51,17 +50,9 @@ export interface Fold<S> {
   snapshotSchema: number;
 }
 
-async function run<R extends QueryResultRow>(db: Queryable, text: string, values: unknown[]): Promise<R[]> {
-  try {
-    return (await db.query<R>(text, values)).rows;
-  } catch (err) {
-    throw classifyDbError(err);
-  }
-}
-
 /** The streams with an event after the checkpoint (in commit order), running transactions' included. */
 export async function streamsAfter(db: Queryable, after: Checkpoint): Promise<string[]> {
-  const rows = await run<{ stream_id: string }>(db, 'SELECT DISTINCT e.stream_id FROM orders.events e WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)', [
+  const rows = await query<{ stream_id: string }>(db, 'SELECT DISTINCT e.stream_id FROM orders.events e WHERE (e.transaction_id, e.position) > ($1::xid8, $2::bigint)', [
     after.transactionId,
     after.position,
   ]);
@@ -70,7 +61,7 @@ export async function streamsAfter(db: Queryable, after: Checkpoint): Promise<st
 
 /** The stream's version: 0 for a stream that has no events. */
 export async function streamVersion(db: Queryable, streamId: string): Promise<number> {
-  const [row] = await run<{ version: number }>(db, 'SELECT version FROM orders.streams WHERE stream_id = $1', [streamId]);
+  const [row] = await query<{ version: number }>(db, 'SELECT version FROM orders.streams WHERE stream_id = $1', [streamId]);
   return row?.version ?? 0;
 }
 
@@ -85,7 +76,7 @@ export async function appendToStream(tx: PoolClient, streamId: string, expectedV
   if (expectedVersion > 0) {
     // Readers of all streams go in transaction order: an append after a write of the same
     // transaction (whose id came first) could be read before the version it follows.
-    const [own] = await run<{ xid: string | null }>(tx, 'SELECT pg_current_xact_id_if_assigned()::text AS xid', []);
+    const [own] = await query<{ xid: string | null }>(tx, 'SELECT pg_current_xact_id_if_assigned()::text AS xid', []);
     if (own?.xid) throw new Error(`append to ${streamId}: an append to an existing stream must be its transaction's first write`);
   }
   const next = expectedVersion + envelopes.length;
@@ -95,7 +86,7 @@ export async function appendToStream(tx: PoolClient, streamId: string, expectedV
       ? 'INSERT INTO orders.streams (stream_id, version) VALUES ($1, $9) ON CONFLICT DO NOTHING RETURNING version'
       : 'UPDATE orders.streams SET version = $9 WHERE stream_id = $1 AND version = $10 RETURNING version';
   const stamped = envelopes.map((e, i) => ({ ...e, aggregateId: streamId, aggregateVersion: expectedVersion + i + 1 }));
-  const inserted = await run(
+  const inserted = await query(
     tx,
     `WITH moved AS (${moveStream})
      INSERT INTO orders.events (stream_id, version, event_id, event_type, schema_version, occurred_at, envelope, trace_context)
@@ -141,7 +132,7 @@ export interface ReadStreamOptions {
 
 /** A stream's events in version order, upcast; empty for an unknown stream. */
 export async function readStream(db: Queryable, streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
-  const rows = await run<EventRow>(
+  const rows = await query<EventRow>(
     db,
     `SELECT e.position::text AS position, e.stream_id, e.version, e.envelope FROM orders.events e
      WHERE e.stream_id = $1 AND e.version >= $2 AND ($3::timestamptz IS NULL OR e.occurred_at <= $3)
@@ -169,7 +160,7 @@ export async function loadStream<S>(db: Queryable, streamId: string, fold: Fold<
   let state = fold.initial;
   let version = 0;
   if (!options.until && !options.ignoreSnapshot) {
-    const [snapshot] = await run<{ version: number; state: S }>(db, 'SELECT version, state FROM orders.snapshots WHERE stream_id = $1 AND schema = $2', [
+    const [snapshot] = await query<{ version: number; state: S }>(db, 'SELECT version, state FROM orders.snapshots WHERE stream_id = $1 AND schema = $2', [
       streamId,
       fold.snapshotSchema,
     ]);
@@ -188,7 +179,7 @@ export async function loadStream<S>(db: Queryable, streamId: string, fold: Fold<
  */
 export async function snapshotIfDue<S>(tx: PoolClient, streamId: string, fold: Fold<S>, state: S, from: number, to: number, every: number): Promise<boolean> {
   if (every <= 0 || Math.floor(to / every) === Math.floor(from / every)) return false;
-  await run(
+  await query(
     tx,
     `INSERT INTO orders.snapshots (stream_id, version, schema, state) VALUES ($1, $2, $3, $4)
      ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, schema = excluded.schema, state = excluded.state, taken_at = now()
@@ -213,7 +204,7 @@ export const START: Checkpoint = { transactionId: '0', position: '0' };
  * one's checkpoint misses nothing and reads nothing twice.
  */
 export async function readAll(db: Queryable, after: Checkpoint, limit: number): Promise<Array<RecordedEvent & { checkpoint: Checkpoint }>> {
-  const rows = await run<EventRow & { transaction_id: string }>(
+  const rows = await query<EventRow & { transaction_id: string }>(
     db,
     // Ordered by the columns (e.*), not by the text aliases of the same names: '100' < '11'.
     `SELECT e.position::text AS position, e.transaction_id::text AS transaction_id, e.stream_id, e.version, e.envelope FROM orders.events e
