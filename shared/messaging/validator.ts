@@ -46,7 +46,8 @@ export interface MessageValidatorOptions {
 
 export class MessageValidator {
   private readonly envelope: ValidateFunction;
-  private readonly data = new Map<string, ValidateFunction>();
+  /** Each type's compiled data schemas, by version. */
+  private readonly data = new Map<string, Map<number, ValidateFunction>>();
   private readonly logger: Logger;
   /** The newer versions read so far (`type@version`), each logged once. */
   private readonly newerSeen = new Set<string>();
@@ -61,9 +62,7 @@ export class MessageValidator {
     addFormats(ajv, ['date-time']);
     this.envelope = ajv.compile(EnvelopeSchema);
     for (const [type, def] of Object.entries(catalog)) {
-      for (const [version, schema] of Object.entries(def.versions)) {
-        this.data.set(`${type}@${version}`, ajv.compile(schema));
-      }
+      this.data.set(type, new Map(Object.entries(def.versions).map(([version, schema]) => [Number(version), ajv.compile(schema)])));
     }
   }
 
@@ -178,7 +177,7 @@ export class MessageValidator {
   }
 
   private validatorOf(type: string, version: number): ValidateFunction {
-    const validate = this.data.get(`${type}@${version}`);
+    const validate = this.data.get(type)?.get(version);
     if (!validate) throw new Error(`no compiled schema for ${type} v${version}`);
     return validate;
   }
