@@ -76,9 +76,9 @@ export class OutboxRelay {
         this.notified = false;
         const { claimed } = await this.drainOnce();
         failures = 0;
-        // More may be waiting (a full batch, even one with an event that could not go out); or
-        // a commit notified while this batch ran (no wake was set then).
-        if (claimed === this.batchSize || this.notified) continue;
+        // More may be waiting: a full batch, even one with an event that could not go out. (A
+        // commit that notified while this batch ran ends the pause below at once.)
+        if (claimed === this.batchSize) continue;
       } catch (err) {
         failures++;
         this.logger.warn({ err: errorMessage(err) }, 'outbox: batch failed; will retry');

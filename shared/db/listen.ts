@@ -2,7 +2,7 @@
 // lost (a database restart, an ended backend). Whoever uses it also polls: a notification
 // only wakes it sooner, and none is missed for good, since each (re-)LISTEN wakes it once for
 // what was committed while nobody listened. The outbox relay and the projections' runners
-// listen through it.
+// listen through it, and wait between their polls with LoopPause.
 import type { PoolClient } from 'pg';
 import { errorMessage } from '../errors';
 import { silentLogger, type Logger } from '../observability/logger';

@@ -16,7 +16,7 @@ import { activeTraceContext } from '../observability/trace-context';
 export const EVENTS_CHANNEL = 'outbox';
 
 /** Pool or transaction: reads work on either. */
-export type { Queryable };
+export type { Queryable } from '../db';
 
 /** Another writer appended to the stream since this one read it: reload, decide again. */
 export class ConcurrencyError extends Error {

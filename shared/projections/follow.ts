@@ -152,8 +152,6 @@ export class ProjectionFollower {
           continue;
         }
         recheck = 0;
-        // A commit notified while this batch ran (no wake was set then): look again at once.
-        if (this.notified) continue;
       } catch (err) {
         failures++;
         // PostgreSQL away (the pool's watch reports the wait) or a conflict: retried for as
@@ -168,6 +166,7 @@ export class ProjectionFollower {
         await this.pause.for(Math.min(100 * 2 ** Math.min(failures, 10), 5_000), () => this.stopped);
         continue;
       }
+      // A commit that notified while this batch ran ends the pause at once.
       await this.pause.for(this.pollMs, () => this.stopped || this.notified);
     }
   }
