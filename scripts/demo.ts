@@ -29,14 +29,25 @@ const SCENARIOS: Scenario[] = [
   { name: 'customer cancel', expected: 'cancelled: customer_cancelled', order: { ...base, paymentMethod: { token: 'tok_flaky' } }, cancel: true },
 ];
 
+/** How long the demo waits for order-api to answer, and how often it asks. */
+const API_WAIT_MS = 30_000;
+const API_POLL_MS = 500;
+
 runCli('demo', async () => {
   const config = getConfig();
   const api = `http://localhost:${config.httpPort}`;
   const uiPort = Number(config.temporalAddress.split(':').pop()) === 7233 ? 8233 : Number(config.temporalAddress.split(':').pop()) + 1000;
-  try {
-    await fetch(`${api}/healthz`);
-  } catch {
-    throw new Error(`order-api does not answer at ${api}: start the fleet with \`npm start\` first`);
+  // `npm start` prints its last line before order-api listens (on a slow machine, 10 s
+  // before): a demo run right after it waits for the API rather than failing.
+  for (let waited = 0; ; waited += API_POLL_MS) {
+    try {
+      await fetch(`${api}/healthz`);
+      break;
+    } catch {
+      if (waited >= API_WAIT_MS) throw new Error(`order-api does not answer at ${api} after ${API_WAIT_MS / 1000} s: start the fleet with \`npm start\` first`);
+      if (waited === 0) console.log(`demo: waiting up to ${API_WAIT_MS / 1000} s for order-api at ${api}`);
+      await sleep(API_POLL_MS);
+    }
   }
   const authorization = `Bearer ${await devTokenFor(config.auth, base.customerId, SCOPES.customer)}`;
   const temporal = await connectTemporal(config);
