@@ -1,6 +1,9 @@
 // outbox: rows per second from commit to confirmed publish, and the delay between the two,
 // with writers committing orders' events at a fixed rate while the relay runs; and the
-// relay's drain rate from a backlog.
+// relay's drain rate from a backlog. The steady writers run in a process of their own
+// (outbox-writers.ts), as order-api and the relay are two processes in the fleet.
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import type { Config } from '../shared/config';
 import { createPool, withTransaction } from '../shared/db';
 import { appendToStream } from '../shared/event-store';
@@ -9,18 +12,33 @@ import { Publisher } from '../shared/messaging/publisher';
 import { coreExchanges, declareTopology, inNamespace, queueNames, type QueueSpec } from '../shared/messaging/topology';
 import { MessageValidator } from '../shared/messaging/validator';
 import { OutboxRelay } from '../services/order-api/outbox';
-import { kilobyteEvent, latencySummary, openLoop, pool } from './lib';
+import { kilobyteEvent, latencySummary, pool } from './lib';
+import { epochMs } from './outbox-writers';
 import { generatedNamespace } from '../scripts/bus';
+import { childEnvironment } from '../shared/config';
 
 export interface OutboxFigures {
   steady: { offeredPerSec: number; seconds: number; rowsPerSec: number; p50Ms: number; p99Ms: number; rows: number };
   drain: { rows: number; rowsPerSec: number };
 }
 
+/** Runs the steady writers' process; answers each event it committed with when its commit returned (ms since the epoch). */
+async function steadyWriters(config: Config, rate: number, seconds: number): Promise<Array<[string, number]>> {
+  const child = spawn(process.execPath, ['-r', 'ts-node/register', resolve(__dirname, 'outbox-writers.ts'), String(rate), String(seconds)], {
+    env: childEnvironment({ DATABASE_URL: config.databaseUrl }),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const out: Buffer[] = [];
+  child.stdout.on('data', (d: Buffer) => out.push(d));
+  const code = await new Promise<number | null>((done) => child.once('close', done));
+  if (code !== 0) throw new Error(`bench: the outbox writers exited with ${String(code)}`);
+  return JSON.parse(Buffer.concat(out).toString()) as Array<[string, number]>;
+}
+
 export async function benchOutbox(config: Config, rate: number, seconds: number, backlog: number): Promise<OutboxFigures> {
   const namespace = generatedNamespace('bench');
-  // Writers and the relay on pools of their own, as the API and the relay processes have.
-  const db = createPool(config.databaseUrl, 'bench-outbox-writers', 40);
+  // The drain's writers and the relay on pools of their own, as the API and the relay processes have.
+  const db = createPool(config.databaseUrl, 'bench-outbox-writers', 16);
   const relayDb = createPool(config.databaseUrl, 'bench-outbox-relay', 4);
   const connection = new AmqpConnection({ url: config.amqpUrl, name: 'bench-outbox' });
   await connection.start();
@@ -29,56 +47,45 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
   await declareTopology(admin, { exchanges: coreExchanges(namespace), queues: [queue] });
   const publisher = new Publisher(connection, new MessageValidator(), { namespace });
   await publisher.start();
-  const committedAt = new Map<string, number>();
+  // When the broker confirmed each event (ms since the epoch), whoever wrote it.
   const confirmedAt = new Map<string, number>();
-  const mine = new Set<string>();
   const written: string[] = [];
   let relayRunning = false;
   const relay = new OutboxRelay(relayDb, publisher, {
     beforeMark: async (ids) => {
-      const now = performance.now();
-      for (const id of ids) if (mine.has(id)) confirmedAt.set(id, now);
+      const now = epochMs();
+      for (const id of ids) confirmedAt.set(id, now);
     },
   });
-  const write = async (): Promise<void> => {
-    const e = kilobyteEvent();
-    mine.add(e.eventId);
-    written.push(e.eventId);
-    // An append to a new stream, in a transaction of its own, as POST /orders makes one.
-    await withTransaction(db, (tx) => appendToStream(tx, e.aggregateId, 0, [e]));
-    committedAt.set(e.eventId, performance.now());
-  };
   try {
     await relay.drainOnce().catch(() => undefined); // rows others left unsent go first, outside the measurement
     while ((await relay.drainOnce()).published > 0);
+    confirmedAt.clear();
     await relay.start();
     relayRunning = true;
 
-    // Steady: commits at a fixed rate while the relay runs.
-    await openLoop(rate, seconds, async () => {
-      await write();
-      return true;
-    });
-    for (const deadline = Date.now() + 30_000; confirmedAt.size < mine.size && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
-    const delays = [...committedAt].flatMap(([id, t]) => (confirmedAt.has(id) ? [confirmedAt.get(id)! - t] : []));
-    const first = Math.min(...committedAt.values());
-    const last = Math.max(...confirmedAt.values());
+    // Steady: commits at a fixed rate, from the writers' process, while the relay runs.
+    const committed = await steadyWriters(config, rate, seconds);
+    written.push(...committed.map(([id]) => id));
+    const confirmedAll = (): boolean => committed.every(([id]) => confirmedAt.has(id));
+    for (const deadline = Date.now() + 30_000; !confirmedAll() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    const delays = committed.flatMap(([id, t]) => (confirmedAt.has(id) ? [confirmedAt.get(id)! - t] : []));
+    const first = Math.min(...committed.map(([, t]) => t));
+    const last = Math.max(...committed.map(([id]) => confirmedAt.get(id) ?? -Infinity));
     const s = latencySummary(delays);
-    const steady = { offeredPerSec: rate, seconds, rowsPerSec: Math.round(confirmedAt.size / ((last - first) / 1000)), p50Ms: s.p50, p99Ms: s.p99, rows: confirmedAt.size };
+    const steady = { offeredPerSec: rate, seconds, rowsPerSec: Math.round(delays.length / ((last - first) / 1000)), p50Ms: s.p50, p99Ms: s.p99, rows: delays.length };
 
     // Drain: a backlog written with the relay stopped, then published as fast as it goes.
     await relay.stop();
     relayRunning = false;
-    mine.clear();
     confirmedAt.clear();
-    await pool(backlog, 16, write);
-    const drainer = new OutboxRelay(relayDb, publisher, {
-      beforeMark: async (ids) => {
-        for (const id of ids) if (mine.has(id)) confirmedAt.set(id, performance.now());
-      },
+    await pool(backlog, 16, async () => {
+      const e = kilobyteEvent();
+      written.push(e.eventId);
+      await withTransaction(db, (tx) => appendToStream(tx, e.aggregateId, 0, [e]));
     });
     const t = performance.now();
-    while (confirmedAt.size < mine.size) if ((await drainer.drainOnce()).published === 0) break;
+    while ((await relay.drainOnce()).published > 0);
     const drain = { rows: confirmedAt.size, rowsPerSec: Math.round(confirmedAt.size / ((performance.now() - t) / 1000)) };
     return { steady, drain };
   } finally {

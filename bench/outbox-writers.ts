@@ -1,0 +1,38 @@
+// The outbox figure's writers, in a process of their own as order-api is: the relay measured
+// in bench/outbox.ts then shares no event loop with 3,000 commits a second, as in the fleet,
+// where it runs in its own process too. Usage: outbox-writers.ts <rate> <seconds>; DATABASE_URL
+// names the database. Each write is an append of a 1 KB order.placed to a new stream in a
+// transaction of its own (as POST /orders makes one). When done it prints one JSON line:
+// each event's id with when its commit returned, in ms since the epoch.
+import { getConfig } from '../shared/config';
+import { createPool, withTransaction } from '../shared/db';
+import { appendToStream } from '../shared/event-store';
+import { kilobyteEvent, openLoop } from './lib';
+
+/** Milliseconds since the epoch, to the fraction: comparable across processes on one machine. */
+export const epochMs = (): number => performance.timeOrigin + performance.now();
+
+async function main(): Promise<void> {
+  const [rate, seconds] = process.argv.slice(2).map(Number);
+  if (!(rate! > 0 && seconds! > 0)) throw new Error('usage: outbox-writers.ts <rate> <seconds>');
+  const db = createPool(getConfig().databaseUrl, 'bench-outbox-writers', 40);
+  const committedAt: Array<[string, number]> = [];
+  try {
+    await openLoop(rate!, seconds!, async () => {
+      const e = kilobyteEvent();
+      await withTransaction(db, (tx) => appendToStream(tx, e.aggregateId, 0, [e]));
+      committedAt.push([e.eventId, epochMs()]);
+      return true;
+    });
+  } finally {
+    await db.end();
+  }
+  process.stdout.write(`${JSON.stringify(committedAt)}\n`);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(`outbox-writers: ${String(err)}`);
+    process.exit(1);
+  });
+}
