@@ -2,15 +2,15 @@
 // in bench/outbox.ts then shares no event loop with 3,000 commits a second, as in the fleet,
 // where it runs in its own process too. Usage: outbox-writers.ts <rate> <seconds>; DATABASE_URL
 // names the database. Each write is an append of a 1 KB order.placed to a new stream in a
-// transaction of its own (as POST /orders makes one). When done it prints one JSON line:
-// each event's id with when its commit returned, in ms since the epoch.
+// transaction of its own (as POST /orders makes one). At the end, also when a write failed,
+// it prints one JSON line: each event it committed, with machineMs() when its commit returned.
 import { getConfig } from '../shared/config';
 import { createPool, withTransaction } from '../shared/db';
 import { appendToStream } from '../shared/event-store';
 import { kilobyteEvent, openLoop } from './lib';
 
-/** Milliseconds since the epoch, to the fraction: comparable across processes on one machine. */
-export const epochMs = (): number => performance.timeOrigin + performance.now();
+/** Milliseconds on the machine's monotonic clock, to the fraction: the same clock in every process, whatever the wall clock does. */
+export const machineMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 async function main(): Promise<void> {
   const [rate, seconds] = process.argv.slice(2).map(Number);
@@ -21,13 +21,14 @@ async function main(): Promise<void> {
     await openLoop(rate!, seconds!, async () => {
       const e = kilobyteEvent();
       await withTransaction(db, (tx) => appendToStream(tx, e.aggregateId, 0, [e]));
-      committedAt.push([e.eventId, epochMs()]);
+      committedAt.push([e.eventId, machineMs()]);
       return true;
     });
   } finally {
+    // What was committed is told even when the run failed, so that the bench removes it.
+    process.stdout.write(`${JSON.stringify(committedAt)}\n`);
     await db.end();
   }
-  process.stdout.write(`${JSON.stringify(committedAt)}\n`);
 }
 
 if (require.main === module) {

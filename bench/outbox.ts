@@ -13,7 +13,7 @@ import { coreExchanges, declareTopology, inNamespace, queueNames, type QueueSpec
 import { MessageValidator } from '../shared/messaging/validator';
 import { OutboxRelay } from '../services/order-api/outbox';
 import { kilobyteEvent, latencySummary, pool } from './lib';
-import { epochMs } from './outbox-writers';
+import { machineMs } from './outbox-writers';
 import { generatedNamespace } from '../scripts/bus';
 import { childEnvironment } from '../shared/config';
 
@@ -22,23 +22,32 @@ export interface OutboxFigures {
   drain: { rows: number; rowsPerSec: number };
 }
 
-/** Runs the steady writers' process; answers each event it committed with when its commit returned (ms since the epoch). */
-async function steadyWriters(config: Config, rate: number, seconds: number): Promise<Array<[string, number]>> {
+/** The backlog's writers, at once. */
+const DRAIN_WRITERS = 16;
+
+/**
+ * Runs the steady writers' process; answers each event it committed with when its commit
+ * returned (machineMs). Their ids go into `written` (to be removed) also when it failed.
+ */
+async function steadyWriters(config: Config, rate: number, seconds: number, written: string[]): Promise<Array<[string, number]>> {
   const child = spawn(process.execPath, ['-r', 'ts-node/register', resolve(__dirname, 'outbox-writers.ts'), String(rate), String(seconds)], {
     env: childEnvironment({ DATABASE_URL: config.databaseUrl }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Its one line comes at the end: a line per commit would cost the relay's process as it runs.
   const out: Buffer[] = [];
   child.stdout.on('data', (d: Buffer) => out.push(d));
   const code = await new Promise<number | null>((done) => child.once('close', done));
+  const committed = (JSON.parse(Buffer.concat(out).toString() || '[]') as Array<[string, number]>);
+  written.push(...committed.map(([id]) => id));
   if (code !== 0) throw new Error(`bench: the outbox writers exited with ${String(code)}`);
-  return JSON.parse(Buffer.concat(out).toString()) as Array<[string, number]>;
+  return committed;
 }
 
 export async function benchOutbox(config: Config, rate: number, seconds: number, backlog: number): Promise<OutboxFigures> {
   const namespace = generatedNamespace('bench');
   // The drain's writers and the relay on pools of their own, as the API and the relay processes have.
-  const db = createPool(config.databaseUrl, 'bench-outbox-writers', 16);
+  const db = createPool(config.databaseUrl, 'bench-outbox-backlog', DRAIN_WRITERS);
   const relayDb = createPool(config.databaseUrl, 'bench-outbox-relay', 4);
   const connection = new AmqpConnection({ url: config.amqpUrl, name: 'bench-outbox' });
   await connection.start();
@@ -47,13 +56,13 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
   await declareTopology(admin, { exchanges: coreExchanges(namespace), queues: [queue] });
   const publisher = new Publisher(connection, new MessageValidator(), { namespace });
   await publisher.start();
-  // When the broker confirmed each event (ms since the epoch), whoever wrote it.
+  // When the broker confirmed each event (machineMs), whoever wrote it.
   const confirmedAt = new Map<string, number>();
   const written: string[] = [];
   let relayRunning = false;
   const relay = new OutboxRelay(relayDb, publisher, {
     beforeMark: async (ids) => {
-      const now = epochMs();
+      const now = machineMs();
       for (const id of ids) confirmedAt.set(id, now);
     },
   });
@@ -65,8 +74,7 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     relayRunning = true;
 
     // Steady: commits at a fixed rate, from the writers' process, while the relay runs.
-    const committed = await steadyWriters(config, rate, seconds);
-    written.push(...committed.map(([id]) => id));
+    const committed = await steadyWriters(config, rate, seconds, written);
     const confirmedAll = (): boolean => committed.every(([id]) => confirmedAt.has(id));
     for (const deadline = Date.now() + 30_000; !confirmedAll() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
     const delays = committed.flatMap(([id, t]) => (confirmedAt.has(id) ? [confirmedAt.get(id)! - t] : []));
@@ -78,15 +86,17 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     // Drain: a backlog written with the relay stopped, then published as fast as it goes.
     await relay.stop();
     relayRunning = false;
-    confirmedAt.clear();
-    await pool(backlog, 16, async () => {
+    const backlogIds: string[] = [];
+    await pool(backlog, DRAIN_WRITERS, async () => {
       const e = kilobyteEvent();
       written.push(e.eventId);
+      backlogIds.push(e.eventId);
       await withTransaction(db, (tx) => appendToStream(tx, e.aggregateId, 0, [e]));
     });
     const t = performance.now();
     while ((await relay.drainOnce()).published > 0);
-    const drain = { rows: confirmedAt.size, rowsPerSec: Math.round(confirmedAt.size / ((performance.now() - t) / 1000)) };
+    const drained = backlogIds.filter((id) => confirmedAt.has(id)).length;
+    const drain = { rows: drained, rowsPerSec: Math.round(drained / ((performance.now() - t) / 1000)) };
     return { steady, drain };
   } finally {
     if (relayRunning) await relay.stop();

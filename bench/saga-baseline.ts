@@ -32,6 +32,7 @@ import { SimulatedPaymentProvider } from '../workers/payments/provider';
 import { StaticCarrierDirectory } from '../workers/shipping/carriers';
 import { ShippingHandler } from '../workers/shipping/handler';
 import { BENCH_ORDER, type SagaTarget } from './capacity';
+import { vacuum } from './lib';
 
 /** The baseline while it runs: where its orders go, and how it stops. */
 export interface Baseline extends SagaTarget {
@@ -101,6 +102,7 @@ function baselineActivities(db: Pool, handlers: HandlerMap): SagaActivities {
 export async function startBaseline(config: Config, temporalAddress: string, workflowBundle: WorkflowBundleWithSourceMap, options: BaselineOptions = {}): Promise<Baseline> {
   const databaseUrl = databaseBeside(config.databaseUrl, 'baseline');
   await migrate(databaseUrl, silentLogger);
+  await vacuum(databaseUrl);
   const pools: Pool[] = [];
   const pool = (name: string): Pool => {
     const p = createPool(databaseUrl, `bench-baseline-${name}`);
