@@ -39,13 +39,15 @@ runCli('demo', async () => {
   const uiPort = Number(config.temporalAddress.split(':').pop()) === 7233 ? 8233 : Number(config.temporalAddress.split(':').pop()) + 1000;
   // `npm start` prints its last line before order-api listens (on a slow machine, 10 s
   // before): a demo run right after it waits for the API rather than failing.
-  for (let waited = 0; ; waited += API_POLL_MS) {
+  const deadline = Date.now() + API_WAIT_MS;
+  for (let first = true; ; first = false) {
     try {
-      await fetch(`${api}/healthz`);
+      // A port that takes the connection and never answers counts as no answer.
+      await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(API_POLL_MS) });
       break;
     } catch {
-      if (waited >= API_WAIT_MS) throw new Error(`order-api does not answer at ${api} after ${API_WAIT_MS / 1000} s: start the fleet with \`npm start\` first`);
-      if (waited === 0) console.log(`demo: waiting up to ${API_WAIT_MS / 1000} s for order-api at ${api}`);
+      if (Date.now() >= deadline) throw new Error(`order-api does not answer at ${api} after ${API_WAIT_MS / 1000} s: start the fleet with \`npm start\` first`);
+      if (first) console.log(`demo: waiting up to ${API_WAIT_MS / 1000} s for order-api at ${api}`);
       await sleep(API_POLL_MS);
     }
   }

@@ -2,11 +2,13 @@
 // onto the error types the consumer loop acts on (an unreachable database is
 // DependencyUnavailableError: nothing is processed, nothing is lost). Connecting and every
 // statement have deadlines: a server that accepts but never answers must not hang a handler.
+import { Counter } from 'prom-client';
 import { Pool, types, type ClientConfig, type PoolClient, type QueryResultRow } from 'pg';
 import { getConfig } from '../config';
 import { DependencyUnavailableError, PermanentError, TransientError } from '../errors';
 import { DependencyWatch, FIRST_WARNING_MS } from '../observability/dependency-watch';
 import type { Logger } from '../observability/logger';
+import { processRegistry } from '../observability/metrics';
 
 export type { Pool, PoolClient };
 
@@ -188,11 +190,19 @@ export async function notifyOnCommit(tx: PoolClient, channel: string): Promise<v
 
 const NOTIFY = "SELECT pg_notify($1, '')";
 
+const notifyFailures = new Counter({
+  name: 'db_notifications_failed_total',
+  help: "NOTIFYs after a commit that failed: the listeners find those commits at their next poll instead",
+  labelNames: ['channel'],
+  registers: [processRegistry],
+});
+
 /**
- * The most NOTIFYs one connection sends in a row for the commits of others: under a steady
- * flow of commits it would never go back to the pool otherwise.
+ * The most NOTIFYs one connection sends in a row after its commit, its own and then those
+ * the commits of others ask for: under a steady flow of commits it would never go back to
+ * the pool otherwise.
  */
-const MAX_NOTIFIES_IN_A_ROW = 8;
+export const MAX_NOTIFIES_IN_A_ROW = 8;
 
 /** Whether each channel of a pool has a connection sending its NOTIFY, and whether it must send one more. */
 const notifyState = new WeakMap<Pool, Map<string, { again: boolean }>>();
@@ -228,8 +238,9 @@ async function notifyAfterCommit(pool: Pool, client: PoolClient, channels: Set<s
     } finally {
       byChannel.delete(channel);
     }
+    if (failed) notifyFailures.inc({ channel });
     // A NOTIFY that fails here (the pool ended, the server away) only leaves the listeners to their next poll.
-    if (failed || state.again) pool.query(NOTIFY, [channel]).catch(() => undefined);
+    if (failed || state.again) pool.query(NOTIFY, [channel]).catch(() => notifyFailures.inc({ channel }));
   }
   return ok;
 }

@@ -12,7 +12,7 @@ import type { Envelope } from '../events';
 import { upcast } from '../events/upcast';
 import { activeTraceContext } from '../observability/trace-context';
 
-/** The channel an append notifies on commit: the relay and the projections listen on it. */
+/** The channel an append notifies on after its commit: the relay and the projections listen on it. */
 export const EVENTS_CHANNEL = 'outbox';
 
 /** Pool or transaction: reads work on either. */

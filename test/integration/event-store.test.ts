@@ -6,11 +6,12 @@ import { expect } from 'chai';
 import { Client } from 'pg';
 import { ulid } from 'ulid';
 import { getConfig } from '../../shared/config';
-import { createPool, withTransaction, type Pool } from '../../shared/db';
+import { createPool, MAX_NOTIFIES_IN_A_ROW, withTransaction, type Pool } from '../../shared/db';
 import { migrate } from '../../shared/db/migrate';
 import { appendToStream, ConcurrencyError, EVENTS_CHANNEL, loadStream, readAll, readStream, snapshotIfDue, START, type Checkpoint } from '../../shared/event-store';
 import type { Envelope } from '../../shared/events';
 import { newEnvelope, stableEventId } from '../../shared/messaging/new-envelope';
+import { processRegistry } from '../../shared/observability/metrics';
 import { orderFold } from '../../shared/orders/order';
 import { loadOrderState, placeOrder, recordOutcome } from '../../shared/orders/store';
 import { VALID_ORDER } from '../helpers/orders';
@@ -296,11 +297,44 @@ describe('the event store', function () {
         await holds(async () => (await ours()).length === 2, 300, 'no third notification');
       }));
 
-    it("are not lost when a commit's own NOTIFY fails: one goes through the pool", () =>
+    it('go back to the pool after a connection sent MAX_NOTIFIES_IN_A_ROW while commits kept asking for one more: the next goes through the pool', () =>
       withOwnPool(async (pool, ours) => {
+        // The first append's connection holds each NOTIFY of its loop (a promise; the pool's
+        // own queries pass a callback) until the test lets it go.
+        const waiting: Array<() => void> = [];
+        let loopNotifies = 0;
+        const id = newStream();
+        await withTransaction(pool, async (tx) => {
+          const query = tx.query.bind(tx) as (...a: unknown[]) => Promise<unknown>;
+          tx.query = (async (text: unknown, ...rest: unknown[]) => {
+            if (typeof text !== 'string' || !text.includes('pg_notify') || typeof rest.at(-1) === 'function') return query(text, ...rest);
+            loopNotifies++;
+            const result = await query(text, ...rest);
+            await new Promise<void>((go) => waiting.push(go));
+            return result;
+          }) as typeof tx.query;
+          await appendToStream(tx, id, 0, [placed(id)]);
+        });
+        // While each of its NOTIFYs is held, another commit asks for one more.
+        for (let sent = 1; sent <= MAX_NOTIFIES_IN_A_ROW; sent++) {
+          await eventually(() => waiting.length === sent, { what: `NOTIFY ${sent} of the first connection` });
+          const other = newStream();
+          await withTransaction(pool, (tx) => appendToStream(tx, other, 0, [placed(other)]));
+          waiting[sent - 1]!();
+        }
+        await eventually(async () => (await ours()).length === MAX_NOTIFIES_IN_A_ROW + 1, { what: 'one more notification, through the pool, after the last commit' });
+        await holds(async () => (await ours()).length === MAX_NOTIFIES_IN_A_ROW + 1, 300, 'no further notification');
+        expect(loopNotifies).to.equal(MAX_NOTIFIES_IN_A_ROW);
+      }));
+
+    it("are not lost when a commit's own NOTIFY fails: one goes through the pool, and the failure is counted", () =>
+      withOwnPool(async (pool, ours) => {
+        const failures = async (): Promise<number> => (await processRegistry.getSingleMetric('db_notifications_failed_total')!.get()).values.find((v) => v.labels.channel === EVENTS_CHANNEL)?.value ?? 0;
+        const before = await failures();
         const first = await appendWithHeldNotify(pool, { fail: true });
         first.release();
         await eventually(async () => (await ours()).length === 1, { what: 'the notification sent through the pool' });
+        expect(await failures()).to.equal(before + 1);
       }));
 
     it('are not lost when the NOTIFY the commits waited on fails: one goes through the pool', () =>
@@ -316,13 +350,24 @@ describe('the event store', function () {
     it('go inside a transaction the caller opened itself, on its commit', async () => {
       const id = newStream();
       const client = await db.connect();
+      const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>;
+      const sent: string[] = [];
       try {
+        client.query = ((text: unknown, ...rest: unknown[]) => {
+          sent.push(typeof text === 'string' ? text : JSON.stringify(text));
+          return query(text, ...rest);
+        }) as typeof client.query;
         await client.query('BEGIN');
         await appendToStream(client, id, 0, [placed(id)]);
         await client.query('COMMIT');
         const pid = (client as unknown as { processID: number }).processID;
         await eventually(() => heard.some((h) => h.pid === pid), { what: "the transaction's own notification" });
+        // Its NOTIFY went between its BEGIN and its COMMIT: the caller's COMMIT sends it.
+        const notify = sent.findIndex((t) => t.includes('pg_notify'));
+        expect(notify).to.be.above(sent.indexOf('BEGIN'));
+        expect(notify).to.be.below(sent.indexOf('COMMIT'));
       } finally {
+        client.query = query as typeof client.query;
         client.release();
       }
     });
