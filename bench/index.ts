@@ -105,7 +105,7 @@ runCli('bench', async () => {
     await databaseStep(`outbox (${size.outboxRate} commits/s for ${size.outboxSeconds} s; a backlog of ${size.outboxBacklog})`);
     const r = await benchOutbox(config, size.outboxRate, size.outboxSeconds, size.outboxBacklog);
     results.outbox = figure('outbox', r, r.steady.rowsPerSec, r.steady.offeredPerSec);
-    rows.push(['outbox', `${r.steady.rowsPerSec} rows/s at ${r.steady.offeredPerSec} offered`, `drain ${r.drain.rowsPerSec} rows/s`, `p50 ${r.steady.p50Ms} ms, p99 ${r.steady.p99Ms} ms`, r.steady.rowsPerSec >= 3_000 * 0.98 && r.steady.p99Ms < 50]);
+    rows.push(['outbox', `${r.steady.rowsPerSec} rows/s at ${r.steady.offeredPerSec} offered${r.steady.writeErrors > 0 ? ` (${r.steady.writeErrors} writes failed)` : ''}`, `drain ${r.drain.rowsPerSec} rows/s`, `p50 ${r.steady.p50Ms} ms, p99 ${r.steady.p99Ms} ms`, r.steady.rowsPerSec >= 3_000 * 0.98 && r.steady.p99Ms < 50]);
   }
 
   if (only.includes('replay')) {

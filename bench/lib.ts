@@ -65,12 +65,13 @@ export async function openLoop(rate: number, seconds: number, send: (i: number) 
 
 /**
  * Vacuums a database the benchmarks write to and delete from, before a figure measures it.
- * PostgreSQL may run without autovacuum (this machine's and CI's do): the dead rows earlier
+ * PostgreSQL may run without autovacuum (this machine's does not vacuum on its own): the dead rows earlier
  * runs left (3 million in orders.events after a day of runs here) had slowed the outbox
  * relay's claim and mark, p50 30 ms against 14 ms after a VACUUM.
  */
 export async function vacuum(databaseUrl: string): Promise<void> {
-  const db = createPool(databaseUrl, 'bench-vacuum', 1);
+  // Past the handlers' statement deadline: a database with millions of dead rows takes a while.
+  const db = createPool(databaseUrl, 'bench-vacuum', { max: 1, statementTimeoutMs: 30 * 60_000 });
   try {
     await db.query('VACUUM (ANALYZE)');
   } finally {

@@ -18,7 +18,8 @@ import { generatedNamespace } from '../scripts/bus';
 import { childEnvironment } from '../shared/config';
 
 export interface OutboxFigures {
-  steady: { offeredPerSec: number; seconds: number; rowsPerSec: number; p50Ms: number; p99Ms: number; rows: number };
+  /** writeErrors: the writers' appends that failed (they count in no figure). */
+  steady: { offeredPerSec: number; seconds: number; rowsPerSec: number; p50Ms: number; p99Ms: number; rows: number; writeErrors: number };
   drain: { rows: number; rowsPerSec: number };
 }
 
@@ -27,21 +28,25 @@ const DRAIN_WRITERS = 16;
 
 /**
  * Runs the steady writers' process; answers each event it committed with when its commit
- * returned (machineMs). Their ids go into `written` (to be removed) also when it failed.
+ * returned (machineMs). A process that fails, fails the figure: the rows it committed are
+ * left to the next run's first drain, outside its measurement.
  */
-async function steadyWriters(config: Config, rate: number, seconds: number, written: string[]): Promise<Array<[string, number]>> {
+async function steadyWriters(config: Config, rate: number, seconds: number): Promise<{ committed: Array<[string, number]>; errors: number }> {
   const child = spawn(process.execPath, ['-r', 'ts-node/register', resolve(__dirname, 'outbox-writers.ts'), String(rate), String(seconds)], {
     env: childEnvironment({ DATABASE_URL: config.databaseUrl }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // A process that does not end within a minute past its run is stopped.
+  const deadline = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1_000);
   // Its one line comes at the end: a line per commit would cost the relay's process as it runs.
   const out: Buffer[] = [];
   child.stdout.on('data', (d: Buffer) => out.push(d));
-  const code = await new Promise<number | null>((done) => child.once('close', done));
-  const committed = (JSON.parse(Buffer.concat(out).toString() || '[]') as Array<[string, number]>);
-  written.push(...committed.map(([id]) => id));
-  if (code !== 0) throw new Error(`bench: the outbox writers exited with ${String(code)}`);
-  return committed;
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => child.once('close', (c, s) => done([c, s])));
+  clearTimeout(deadline);
+  if (code !== 0) throw new Error(`bench: the outbox writers ${signal ? `were stopped by ${signal}` : `exited with ${String(code)}`}`);
+  const { committed, errors } = JSON.parse(Buffer.concat(out).toString()) as { committed: Array<[string, number]>; errors: number };
+  if (committed.length === 0) throw new Error(`bench: the outbox writers committed nothing (${errors} writes failed)`);
+  return { committed, errors };
 }
 
 export async function benchOutbox(config: Config, rate: number, seconds: number, backlog: number): Promise<OutboxFigures> {
@@ -74,18 +79,20 @@ export async function benchOutbox(config: Config, rate: number, seconds: number,
     relayRunning = true;
 
     // Steady: commits at a fixed rate, from the writers' process, while the relay runs.
-    const committed = await steadyWriters(config, rate, seconds, written);
+    const { committed, errors } = await steadyWriters(config, rate, seconds);
+    written.push(...committed.map(([id]) => id));
     const confirmedAll = (): boolean => committed.every(([id]) => confirmedAt.has(id));
     for (const deadline = Date.now() + 30_000; !confirmedAll() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
     const delays = committed.flatMap(([id, t]) => (confirmedAt.has(id) ? [confirmedAt.get(id)! - t] : []));
     const first = Math.min(...committed.map(([, t]) => t));
     const last = Math.max(...committed.map(([id]) => confirmedAt.get(id) ?? -Infinity));
     const s = latencySummary(delays);
-    const steady = { offeredPerSec: rate, seconds, rowsPerSec: Math.round(delays.length / ((last - first) / 1000)), p50Ms: s.p50, p99Ms: s.p99, rows: delays.length };
+    const steady = { offeredPerSec: rate, seconds, rowsPerSec: Math.round(delays.length / ((last - first) / 1000)), p50Ms: s.p50, p99Ms: s.p99, rows: delays.length, writeErrors: errors };
 
     // Drain: a backlog written with the relay stopped, then published as fast as it goes.
     await relay.stop();
     relayRunning = false;
+    while ((await relay.drainOnce()).published > 0); // steady rows still unconfirmed, outside the measurement
     const backlogIds: string[] = [];
     await pool(backlog, DRAIN_WRITERS, async () => {
       const e = kilobyteEvent();

@@ -32,6 +32,8 @@ const SCENARIOS: Scenario[] = [
 /** How long the demo waits for order-api to answer, and how often it asks. */
 const API_WAIT_MS = 30_000;
 const API_POLL_MS = 500;
+/** How long one of those requests may take: a fleet that is starting leaves the API little of the cores. */
+const API_REQUEST_MS = 2_000;
 
 runCli('demo', async () => {
   const config = getConfig();
@@ -43,7 +45,7 @@ runCli('demo', async () => {
   for (let first = true; ; first = false) {
     try {
       // A port that takes the connection and never answers counts as no answer.
-      await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(API_POLL_MS) });
+      await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(API_REQUEST_MS) });
       break;
     } catch {
       if (Date.now() >= deadline) throw new Error(`order-api does not answer at ${api} after ${API_WAIT_MS / 1000} s: start the fleet with \`npm start\` first`);

@@ -302,29 +302,38 @@ describe('the event store', function () {
         // The first append's connection holds each NOTIFY of its loop (a promise; the pool's
         // own queries pass a callback) until the test lets it go.
         const waiting: Array<() => void> = [];
+        let holding = true;
         let loopNotifies = 0;
+        let first: { query?: unknown } | undefined;
         const id = newStream();
         await withTransaction(pool, async (tx) => {
+          first = tx;
           const query = tx.query.bind(tx) as (...a: unknown[]) => Promise<unknown>;
           tx.query = (async (text: unknown, ...rest: unknown[]) => {
             if (typeof text !== 'string' || !text.includes('pg_notify') || typeof rest.at(-1) === 'function') return query(text, ...rest);
             loopNotifies++;
             const result = await query(text, ...rest);
-            await new Promise<void>((go) => waiting.push(go));
+            if (holding) await new Promise<void>((go) => waiting.push(go));
             return result;
           }) as typeof tx.query;
           await appendToStream(tx, id, 0, [placed(id)]);
         });
-        // While each of its NOTIFYs is held, another commit asks for one more.
-        for (let sent = 1; sent <= MAX_NOTIFIES_IN_A_ROW; sent++) {
-          await eventually(() => waiting.length === sent, { what: `NOTIFY ${sent} of the first connection` });
-          const other = newStream();
-          await withTransaction(pool, (tx) => appendToStream(tx, other, 0, [placed(other)]));
-          waiting[sent - 1]!();
+        try {
+          // While each of its NOTIFYs is held, another commit asks for one more.
+          for (let sent = 1; sent <= MAX_NOTIFIES_IN_A_ROW; sent++) {
+            await eventually(() => waiting.length === sent, { what: `NOTIFY ${sent} of the first connection` });
+            const other = newStream();
+            await withTransaction(pool, (tx) => appendToStream(tx, other, 0, [placed(other)]));
+            waiting[sent - 1]!();
+          }
+          await eventually(async () => (await ours()).length === MAX_NOTIFIES_IN_A_ROW + 1, { what: 'one more notification, through the pool, after the last commit' });
+          await holds(async () => (await ours()).length === MAX_NOTIFIES_IN_A_ROW + 1, 300, 'no further notification');
+          expect(loopNotifies).to.equal(MAX_NOTIFIES_IN_A_ROW);
+        } finally {
+          holding = false;
+          for (const go of waiting) go();
+          delete first?.query; // the client's own query again
         }
-        await eventually(async () => (await ours()).length === MAX_NOTIFIES_IN_A_ROW + 1, { what: 'one more notification, through the pool, after the last commit' });
-        await holds(async () => (await ours()).length === MAX_NOTIFIES_IN_A_ROW + 1, 300, 'no further notification');
-        expect(loopNotifies).to.equal(MAX_NOTIFIES_IN_A_ROW);
       }));
 
     it("are not lost when a commit's own NOTIFY fails: one goes through the pool, and the failure is counted", () =>
@@ -367,7 +376,7 @@ describe('the event store', function () {
         expect(notify).to.be.above(sent.indexOf('BEGIN'));
         expect(notify).to.be.below(sent.indexOf('COMMIT'));
       } finally {
-        client.query = query as typeof client.query;
+        delete (client as { query?: unknown }).query; // the client's own query again
         client.release();
       }
     });

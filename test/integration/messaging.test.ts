@@ -92,8 +92,14 @@ describe('messaging core (RabbitMQ + Redis)', () => {
         await expect(failing).to.be.rejectedWith(UnserializableError, /cannot serialise the message for \/test\.unserializable/);
         expect(await counted()).to.equal(before + 1);
         expect(bus.publisher.unconfirmed).to.equal(0);
-        // The next publish goes out: the failed one sent nothing and holds no slot.
-        await bus.publisher.publish({ exchange: '', routingKey: queue, content: Buffer.from('{}'), options: {} });
+        // With a window of one slot, the next publish goes out only if the failed one gave it back.
+        const small = await TestBus.create({ window: 1 });
+        try {
+          await expect(small.publisher.publish({ exchange: '', routingKey: queue, content: () => JSON.parse('{') as Buffer, options: {} })).to.be.rejectedWith(UnserializableError);
+          await small.publisher.publish({ exchange: '', routingKey: queue, content: Buffer.from('{}'), options: {} });
+        } finally {
+          await small.cleanup();
+        }
         await eventually(async () => (await bus.messageCount(queue)) === 1, { what: 'the next message, alone in the queue' });
       } finally {
         await bus.admin.deleteQueue(queue);
