@@ -192,7 +192,7 @@ const NOTIFY = "SELECT pg_notify($1, '')";
 
 const notifyFailures = new Counter({
   name: 'db_notifications_failed_total',
-  help: "NOTIFYs after a commit that failed: the listeners find those commits at their next poll instead",
+  help: 'NOTIFYs after a commit that failed; one more goes through the pool, and when that fails too the listeners find those commits at their next poll',
   labelNames: ['channel'],
   registers: [processRegistry],
 });
