@@ -11,7 +11,7 @@ import { migrate } from '../../shared/db/migrate';
 import { appendToStream, ConcurrencyError, EVENTS_CHANNEL, loadStream, readAll, readStream, snapshotIfDue, START, type Checkpoint } from '../../shared/event-store';
 import type { Envelope } from '../../shared/events';
 import { newEnvelope, stableEventId } from '../../shared/messaging/new-envelope';
-import { processRegistry } from '../../shared/observability/metrics';
+import { metricValue } from '../helpers/metrics';
 import { orderFold } from '../../shared/orders/order';
 import { loadOrderState, placeOrder, recordOutcome } from '../../shared/orders/store';
 import { VALID_ORDER } from '../helpers/orders';
@@ -338,7 +338,7 @@ describe('the event store', function () {
 
     it("are not lost when a commit's own NOTIFY fails: one goes through the pool, and the failure is counted", () =>
       withOwnPool(async (pool, ours) => {
-        const failures = async (): Promise<number> => (await processRegistry.getSingleMetric('db_notifications_failed_total')!.get()).values.find((v) => v.labels.channel === EVENTS_CHANNEL)?.value ?? 0;
+        const failures = async (): Promise<number> => (await metricValue('db_notifications_failed_total', { channel: EVENTS_CHANNEL })) ?? 0;
         const before = await failures();
         const first = await appendWithHeldNotify(pool, { fail: true });
         first.release();

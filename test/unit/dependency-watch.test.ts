@@ -3,13 +3,10 @@ import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import pino from 'pino';
 import { DependencyWatch } from '../../shared/observability/dependency-watch';
-import { processRegistry } from '../../shared/observability/metrics';
+import { metricValue } from '../helpers/metrics';
 import { eventually } from '../helpers/wait';
 
-async function gauge(dependency: string): Promise<number | undefined> {
-  const metric = await processRegistry.getSingleMetric('dependency_connected')?.get();
-  return metric?.values.find((v) => v.labels.dependency === dependency)?.value;
-}
+const gauge = (dependency: string): Promise<number | undefined> => metricValue('dependency_connected', { dependency });
 
 describe('DependencyWatch', () => {
   const lines: Array<{ level: number; msg: string; dependency?: string; waitingSeconds?: number; waitedSeconds?: number; lastError?: string }> = [];
